@@ -1,0 +1,16 @@
+"""Built-in plugin: lk's own commands (run, ps, stop, logs, rm, inspect, plugins...)."""
+
+from __future__ import annotations
+
+import click
+
+from lk_core.hookspecs import hookimpl
+
+
+@hookimpl(tryfirst=True)  # added first, so a plugin's command of the same name replaces it
+def register_commands(cli: click.Group) -> None:
+    """Add lk's core commands to the root group."""
+    from lk_core.cli import containers, info
+
+    for command in (*containers.COMMANDS, *info.COMMANDS):
+        cli.add_command(command)

@@ -1,0 +1,111 @@
+"""The ``lk`` command line: a Click group assembled from the loaded plugins.
+
+This module stays light (click only): each command imports what it needs when
+it runs, so ``lk --help`` and ``lk ps`` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from lk_core.errors import LkError
+
+_debug = False
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from lk_core.plugins import get_plugins
+    from lk_core.version import version_lines
+
+    for line in version_lines(get_plugins()):
+        click.echo(line)
+    ctx.exit(0)
+
+
+def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    global _debug
+    _debug = _debug or value
+
+
+@click.group(
+    name="lk",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version of lk and of every plugin, then exit.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Show full tracebacks on errors (also: LK_DEBUG=1).",
+)
+def cli() -> None:
+    """Run LinuxKit VM images as lightweight containers.
+
+    \b
+    Examples:
+      lk run -d --name web image.iso -p 8080:80
+      lk ps
+      lk logs -f web
+      lk exec web -- uname -a
+      lk stop web && lk rm web
+    """
+
+
+def build_cli() -> click.Group:
+    """Return the root group with every plugin's commands added."""
+    from lk_core.plugins import get_plugins, report_failures
+
+    plugins = get_plugins()
+    report_failures(plugins)
+    plugins.add_commands(cli)
+    return cli
+
+
+def _fail(error: LkError) -> int:
+    click.echo(f"lk: error: {error}", err=True)
+    return error.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lk`` command line with ``argv`` and return its exit status."""
+    global _debug
+    args = list(sys.argv[1:] if argv is None else argv)
+    _debug = os.environ.get("LK_DEBUG", "") not in ("", "0")
+    try:
+        group = build_cli()
+        result = group.main(args=args, prog_name="lk", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except LkError as exc:
+        if _debug:
+            raise
+        return _fail(exc)
+    except KeyboardInterrupt:
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point: run :func:`main` and exit with its status."""
+    sys.exit(main())

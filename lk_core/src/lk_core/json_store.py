@@ -1,0 +1,135 @@
+"""The built-in JSON state store.
+
+One JSON document ``{"schema": 1, "containers": {"<id>": {...}}}`` (the
+reference tool's layout plus a schema number). Safe under concurrency and
+crashes:
+
+- every read-modify-write holds an exclusive ``flock`` on ``<file>.lock``;
+- every write goes to a temporary file in the same folder, is fsynced, then
+  renamed over the state file, so readers see the old or the new document,
+  never a truncated one;
+- the file is mode 0600 and its folder 0700;
+- a corrupt or unreadable file is reported with its path and what to do, and
+  never overwritten.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lk_core.errors import StateError
+from lk_core.model import Container
+from lk_core.paths import ensure_private_dir
+
+SCHEMA_VERSION = 1
+
+
+class JsonStateStore:
+    """A :class:`lk_core.state.StateStore` backed by one JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+
+    # -- reading -----------------------------------------------------------
+    def load(self) -> dict[str, Container]:
+        """Return a snapshot of every record by ID."""
+        return self._read()
+
+    def _read(self) -> dict[str, Container]:
+        from lk_core.serialize import container_from_dict
+
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StateError(
+                f"cannot read state file {self.path}: {exc.strerror}; check its permissions"
+            ) from exc
+        if not text.strip():
+            return {}
+        try:
+            document = json.loads(text)
+            raw = document.get("containers") or {}
+            if not isinstance(raw, dict):
+                raise ValueError("'containers' is not an object")
+            version = document.get("schema", SCHEMA_VERSION)
+            if isinstance(version, int) and version > SCHEMA_VERSION:
+                raise StateError(
+                    f"state file {self.path} was written by a newer lk (schema {version}); "
+                    "upgrade lk to use it"
+                )
+            records = {}
+            for cid, data in raw.items():
+                record = container_from_dict({"id": cid, **data})
+                records[record.id] = record
+            return records
+        except StateError:
+            raise
+        except Exception as exc:
+            raise StateError(
+                f"state file {self.path} is corrupt ({type(exc).__name__}: {exc}); "
+                "move it aside to start with an empty state (running VMs will be forgotten)"
+            ) from exc
+
+    # -- writing -----------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            ensure_private_dir(self.path.parent)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot lock state file {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @contextmanager
+    def transaction(self) -> Iterator[dict[str, Container]]:
+        """Lock the file and yield its records; save them if the block succeeds."""
+        with self._locked():
+            records = self._read()
+            before = copy.deepcopy(records)
+            yield records
+            if records != before:
+                self._write(records)
+
+    def _write(self, records: dict[str, Container]) -> None:
+        from lk_core.serialize import container_to_dict
+
+        document: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "containers": {cid: container_to_dict(c) for cid, c in sorted(records.items())},
+        }
+        data = json.dumps(document, indent=2, sort_keys=False) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=".containers-", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise StateError(f"cannot write state file {self.path}: {exc.strerror}") from exc
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

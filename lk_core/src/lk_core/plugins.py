@@ -1,0 +1,224 @@
+"""Plugin discovery and the typed facade over the hooks.
+
+Plugins are entry points of group ``lk``; lk-core's own built-ins are
+registered the same way. Two environment variables choose what loads:
+
+- ``LK_PLUGINS``: comma-separated allow-list of plugin (entry point) names;
+  when set, only those load;
+- ``LK_DISABLE_PLUGINS``: comma-separated block-list.
+
+A plugin that fails to import is remembered (``Plugins.failures``) and
+reported, and lk carries on without it. A plugin that implements a hook that
+does not exist (a misspelling) or with wrong arguments is a hard error that
+names the plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+from lk_core import hookspecs
+from lk_core.errors import HypervisorError, NotFoundError, PluginError
+
+if TYPE_CHECKING:
+    import click
+
+    from lk_core.hypervisor import Hypervisor
+    from lk_core.state import StateStore
+    from lk_core.template_source import TemplateSource
+
+ENTRY_POINT_GROUP = "lk"
+
+
+@attrs.frozen
+class PluginInfo:
+    """What ``lk plugins`` shows about one loaded plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+    module: str
+
+
+@attrs.frozen
+class PluginFailure:
+    """A plugin that could not be loaded, and why."""
+
+    name: str
+    distribution: str
+    error: str
+
+
+def _names_from_env(variable: str) -> set[str] | None:
+    value = os.environ.get(variable)
+    if value is None or not value.strip():
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+class Plugins:
+    """The loaded plugins, with one typed method per hook."""
+
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        self.manager = manager
+        self.infos: dict[str, PluginInfo] = {}
+        self.failures: list[PluginFailure] = []
+        self._hypervisors: dict[str, Hypervisor] | None = None
+
+    # -- loading -------------------------------------------------------------
+    def register(
+        self, plugin: object, name: str, distribution: str = "", version: str = ""
+    ) -> None:
+        """Register a plugin object (module or instance) under ``name``.
+
+        Raises :class:`PluginError` if it implements an unknown hook or a
+        hook with the wrong arguments.
+        """
+        try:
+            self.manager.register(plugin, name=name)
+            self.manager.check_pending()
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            if self.manager.is_registered(plugin):
+                self.manager.unregister(plugin)
+            raise PluginError(f"plugin {name!r} is broken: {_one_line(exc)}") from exc
+        hooks = tuple(
+            sorted(impl_caller.name for impl_caller in self.manager.get_hookcallers(plugin) or [])
+        )
+        module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
+        self.infos[name] = PluginInfo(name, distribution, version, hooks, module)
+        self._hypervisors = None
+
+    def load_entry_points(self) -> None:
+        """Load every entry point of group ``lk`` allowed by the environment."""
+        from importlib.metadata import entry_points
+
+        allow = _names_from_env("LK_PLUGINS")
+        block = _names_from_env("LK_DISABLE_PLUGINS") or set()
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in block or (allow is not None and ep.name not in allow):
+                continue
+            if self.manager.has_plugin(ep.name):
+                continue
+            dist = ep.dist
+            dist_name = dist.metadata["Name"] if dist is not None else ""
+            version = dist.version if dist is not None else ""
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self.failures.append(PluginFailure(ep.name, dist_name, _one_line(exc)))
+                continue
+            self.register(plugin, ep.name, dist_name, version)
+
+    # -- the hooks -----------------------------------------------------------
+    def hypervisors(self) -> dict[str, Hypervisor]:
+        """Every contributed hypervisor by (lower-case) name, available or not."""
+        if self._hypervisors is None:
+            found: dict[str, Hypervisor] = {}
+            for batch in reversed(self.manager.hook.register_hypervisors()):
+                for hv in batch or []:
+                    key = hv.name.lower()
+                    if key in found:
+                        raise PluginError(f"two plugins provide a hypervisor named {key!r}")
+                    found[key] = hv
+            self._hypervisors = found
+        return self._hypervisors
+
+    def get_hypervisor(self, name: str) -> Hypervisor:
+        """The hypervisor called ``name`` (case-insensitive), available or not."""
+        hypervisors = self.hypervisors()
+        try:
+            return hypervisors[name.lower()]
+        except KeyError:
+            known = ", ".join(sorted(hypervisors)) or "none (install lk-qemu)"
+            raise NotFoundError(f"unknown hypervisor {name!r}; known: {known}") from None
+
+    def detect_hypervisor(self) -> Hypervisor:
+        """The best available hypervisor (highest priority first)."""
+        ranked = sorted(self.hypervisors().values(), key=lambda h: (-h.priority, h.name))
+        reasons = []
+        for hv in ranked:
+            availability = hv.availability()
+            if availability.available:
+                return hv
+            reasons.append(f"{hv.name}: {availability.reason}")
+        detail = f" ({'; '.join(reasons)})" if reasons else ""
+        raise HypervisorError(
+            f"no hypervisor available: install qemu or hyperkit (macOS){detail}"
+        )
+
+    def detect_image_format(self, path: Path) -> str | None:
+        """The first detector's answer for ``path``, or None."""
+        result: str | None = self.manager.hook.detect_image_format(path=path)
+        return result
+
+    def template_sources(self) -> list[TemplateSource]:
+        """Every contributed template source, highest priority first."""
+        sources = [s for batch in self.manager.hook.register_template_sources() for s in batch]
+        return sorted(sources, key=lambda s: -s.priority)
+
+    def state_store(self, path: Path) -> StateStore:
+        """The store provided by the first plugin that answers."""
+        store: StateStore | None = self.manager.hook.open_state_store(path=path)
+        if store is None:
+            raise PluginError(
+                "no state store plugin is loaded (is 'json-state' disabled by "
+                "LK_PLUGINS/LK_DISABLE_PLUGINS?)"
+            )
+        return store
+
+    def add_commands(self, cli: click.Group) -> None:
+        """Let every plugin add its commands to ``cli``."""
+        self.manager.hook.register_commands(cli=cli)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def new_plugins(extra: Iterable[tuple[str, Any]] = (), entry_points: bool = True) -> Plugins:
+    """Build a fresh :class:`Plugins`: entry points first, then ``extra`` (name, plugin)."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    plugins = Plugins(manager)
+    if entry_points:
+        plugins.load_entry_points()
+    for name, plugin in extra:
+        plugins.register(plugin, name)
+    return plugins
+
+
+_current: Plugins | None = None
+
+
+def get_plugins() -> Plugins:
+    """The process-wide plugins, loaded on first use."""
+    global _current
+    if _current is None:
+        _current = new_plugins()
+    return _current
+
+
+def set_plugins(plugins: Plugins | None) -> None:
+    """Replace the process-wide plugins (tests; embedding applications)."""
+    global _current
+    _current = plugins
+
+
+def report_failures(plugins: Plugins) -> None:
+    """Print one warning line per plugin that failed to load."""
+    for failure in plugins.failures:
+        where = f" (from {failure.distribution})" if failure.distribution else ""
+        print(
+            f"lk: warning: plugin {failure.name!r}{where} failed to load: {failure.error}",
+            file=sys.stderr,
+        )
