@@ -5,7 +5,9 @@ registered the same way. Two environment variables choose what loads:
 
 - ``LK_PLUGINS``: comma-separated allow-list of plugin (entry point) names;
   when set, only those load;
-- ``LK_DISABLE_PLUGINS``: comma-separated block-list.
+- ``LK_DISABLE_PLUGINS``: comma-separated block-list;
+- ``LK_PLUGIN_MODULES``: comma-separated modules to load as plugins without
+  installing them (for plugin development and tests).
 
 A plugin that fails to import is remembered (``Plugins.failures``) and
 reported, and lk carries on without it. A plugin that implements a hook that
@@ -118,6 +120,24 @@ class Plugins:
                 continue
             self.register(plugin, ep.name, dist_name, version)
 
+    def load_modules_from_env(self) -> None:
+        """Load the modules named in ``LK_PLUGIN_MODULES`` as plugins.
+
+        For developing and testing a plugin without installing it: the
+        variable holds comma-separated importable module names.
+        """
+        import importlib
+
+        for module_name in sorted(_names_from_env("LK_PLUGIN_MODULES") or ()):
+            if self.manager.has_plugin(module_name):
+                continue
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:
+                self.failures.append(PluginFailure(module_name, "", _one_line(exc)))
+                continue
+            self.register(module, module_name, "(LK_PLUGIN_MODULES)", "")
+
     # -- the hooks -----------------------------------------------------------
     def hypervisors(self) -> dict[str, Hypervisor]:
         """Every contributed hypervisor by (lower-case) name, available or not."""
@@ -192,6 +212,7 @@ def new_plugins(extra: Iterable[tuple[str, Any]] = (), entry_points: bool = True
     plugins = Plugins(manager)
     if entry_points:
         plugins.load_entry_points()
+        plugins.load_modules_from_env()
     for name, plugin in extra:
         plugins.register(plugin, name)
     return plugins

@@ -1,7 +1,212 @@
-"""Container commands: run, ps, stop, logs, rm, inspect."""
+"""Container commands: run, ps, stop, logs, rm, inspect.
+
+Each command parses its options, calls one method of
+:class:`lk_core.manager.Manager`, and formats the result.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
 import click
 
-COMMANDS: tuple[click.Command, ...] = ()
+if TYPE_CHECKING:
+    from lk_core.manager import Manager
+    from lk_core.model import Container
+
+
+def _manager() -> Manager:
+    from lk_core.manager import Manager
+
+    return Manager()
+
+
+@click.command("run")
+@click.argument("image")
+@click.option("--name", default="", help="A unique name for the container.")
+@click.option("-d", "--detach", is_flag=True, help="Run in the background and print the ID.")
+@click.option("-m", "--memory", default="1024", show_default=True, help="Memory: MB or 512M, 2G.")
+@click.option("-c", "--cpus", default=1, show_default=True, type=int, help="Number of CPUs.")
+@click.option(
+    "-p", "--publish", "ports", multiple=True, metavar="[IP:]HOST:GUEST[/PROTO]",
+    help="Publish a guest port on the host (127.0.0.1 unless IP is given). Repeatable.",
+)
+@click.option(
+    "-v", "--volume", "volumes", multiple=True, metavar="HOST_DIR:GUEST_PATH[:ro]",
+    help="Share a host directory with the guest over 9p. Repeatable.",
+)
+@click.option("--hypervisor", default="", help="Hypervisor to use (see 'lk hypervisors').")
+@click.option("--accel", default="", help="Accelerator for QEMU: kvm, hvf, tcg (default: auto).")
+@click.option("--ssh-port", default=0, type=int, help="Host port for SSH (default: a free one).")
+@click.option("--ssh-key", default="", help="Private key the VM trusts (default: lk's own).")
+@click.option("--no-metadata", is_flag=True, help="Do not attach the LinuxKit metadata CD.")
+@click.option("--metadata-file", default="", help="Your own LinuxKit user data for the CD.")
+def run_command(
+    image: str,
+    name: str,
+    detach: bool,
+    memory: str,
+    cpus: int,
+    ports: tuple[str, ...],
+    volumes: tuple[str, ...],
+    hypervisor: str,
+    accel: str,
+    ssh_port: int,
+    ssh_key: str,
+    no_metadata: bool,
+    metadata_file: str,
+) -> int:
+    """Boot IMAGE (ISO, qcow2, vmdk, raw, or LinuxKit kernel+initrd) as a container."""
+    from lk_core.model import RunOptions
+    from lk_core.ports import parse_port
+    from lk_core.units import parse_memory
+    from lk_core.volumes import parse_volume
+
+    hv_options = {"accel": accel} if accel else {}
+    options = RunOptions(
+        name=name,
+        detach=detach,
+        memory=parse_memory(memory),
+        cpus=cpus,
+        ports=tuple(parse_port(p) for p in ports),
+        volumes=tuple(parse_volume(v) for v in volumes),
+        ssh_port=ssh_port,
+        ssh_key=ssh_key,
+        hypervisor=hypervisor,
+        hypervisor_options=hv_options,
+        metadata=not no_metadata,
+        metadata_file=metadata_file,
+    )
+    manager = _manager()
+    if detach:
+        container = manager.run(image, options)
+        click.echo(container.id)
+        return 0
+    from lk_core.cli.foreground import run_attached
+
+    return run_attached(manager, image, options)
+
+
+def _ps_row(c: Container) -> list[str]:
+    from lk_core.timeutil import human_since
+
+    ports = ", ".join(str(p) for p in c.ports)
+    status = str(c.status)
+    if c.exit_code is not None and c.status.value in ("stopped", "error"):
+        status += f" ({c.exit_code})"
+    return [
+        c.id,
+        c.name or "-",
+        _short_image(c.image),
+        status,
+        human_since(c.started_at),
+        f"127.0.0.1:{c.ssh_port}" if c.ssh_port else "-",
+        ports or "-",
+    ]
+
+
+def _short_image(image: str, width: int = 30) -> str:
+    import os.path
+
+    base = os.path.basename(image)
+    return base if len(base) <= width else "..." + base[-(width - 3) :]
+
+
+@click.command("ps")
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table",
+    show_default=True, help="Output format.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only IDs.")
+def ps_command(show_all: bool, fmt: str, quiet: bool) -> None:
+    """List containers (running ones unless -a); liveness is checked every time."""
+    containers = _manager().list(all=show_all)
+    if quiet:
+        for c in containers:
+            click.echo(c.id)
+        return
+    if fmt != "table":
+        from lk_core.serialize import container_to_dict
+
+        _emit([container_to_dict(c) for c in containers], fmt)
+        return
+    from lk_core.table import render_table
+
+    click.echo(
+        render_table(
+            ["ID", "NAME", "IMAGE", "STATUS", "STARTED", "SSH", "PORTS"],
+            [_ps_row(c) for c in containers],
+        )
+    )
+    for c in containers:
+        if c.status_reason and c.status.value in ("broken", "error"):
+            click.echo(f"{c.display_name}: {c.status_reason}", err=True)
+
+
+def _emit(data: Any, fmt: str) -> None:
+    if fmt == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+    else:
+        click.echo(json.dumps(data, indent=2))
+
+
+@click.command("stop")
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.option(
+    "-t", "--time", "timeout", default=10.0, show_default=True, type=float,
+    help="Seconds to wait for a graceful shutdown before forcing.",
+)
+@click.option("-f", "--force", is_flag=True, help="Power off at once, without ACPI shutdown.")
+def stop_command(refs: tuple[str, ...], timeout: float, force: bool) -> int:
+    """Stop containers: ACPI power-off, then force after --time seconds."""
+    manager = _manager()
+    targets = [manager.get(ref) for ref in refs]
+    for container in targets:
+        final = manager.stop(container.id, timeout=timeout, force=force)
+        click.echo(final.display_name)
+    return 0
+
+
+@click.command("logs")
+@click.argument("ref")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the VM exits.")
+@click.option("-n", "--tail", default=None, type=int, help="Only the last N lines.")
+def logs_command(ref: str, follow: bool, tail: int | None) -> None:
+    """Print a container's serial console log."""
+    out = sys.stdout.buffer
+    for chunk in _manager().logs(ref, follow=follow, tail=tail):
+        out.write(chunk)
+        if follow:
+            out.flush()
+    out.flush()
+
+
+@click.command("rm")
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.option("-f", "--force", is_flag=True, help="Stop running containers first.")
+def rm_command(refs: tuple[str, ...], force: bool) -> None:
+    """Remove containers: record, console log and runtime files."""
+    for container in _manager().remove(refs, force=force):
+        click.echo(container.display_name)
+
+
+@click.command("inspect")
+@click.argument("ref")
+def inspect_command(ref: str) -> None:
+    """Show everything lk knows about a container, as JSON."""
+    click.echo(json.dumps(_manager().inspect(ref), indent=2))
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    run_command,
+    ps_command,
+    stop_command,
+    logs_command,
+    rm_command,
+    inspect_command,
+)

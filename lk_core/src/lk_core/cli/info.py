@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -14,7 +15,7 @@ def plugins_command(as_json: bool) -> None:
     from lk_core.plugins import get_plugins
 
     plugins = get_plugins()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": info.name,
             "distribution": info.distribution,
@@ -54,7 +55,7 @@ def hypervisors_command(as_json: bool) -> None:
         default = plugins.detect_hypervisor().name
     except Exception:
         default = ""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for hv in sorted(plugins.hypervisors().values(), key=lambda h: (-h.priority, h.name)):
         availability = hv.availability()
         rows.append(

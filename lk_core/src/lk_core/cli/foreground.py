@@ -1,0 +1,59 @@
+"""A foreground ``lk run``: stream the console, turn Ctrl-C into a graceful stop."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from lk_core.manager import Manager
+from lk_core.model import Container, RunOptions, Status
+
+
+def run_attached(manager: Manager, image: str, options: RunOptions) -> int:
+    """Run ``image`` attached to the terminal; return the VM's exit status.
+
+    The first Ctrl-C asks the guest to power off (ACPI); a second one forces it.
+    """
+    current: list[Container] = []
+    threads: list[threading.Thread] = []
+    interrupts = [0]
+
+    def stream(container: Container) -> None:
+        out = sys.stdout.buffer
+        for chunk in manager.logs(container.id, follow=True):
+            out.write(chunk)
+            out.flush()
+
+    def on_ready(container: Container) -> None:
+        current.append(container)
+        thread = threading.Thread(target=stream, args=(container,), daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
+        interrupts[0] += 1
+        if not current:
+            return
+        force = interrupts[0] > 1
+        message = "forcing power-off" if force else "stopping (Ctrl-C again to force)"
+        click.echo(f"\nlk: {message}...", err=True)
+        stopper = threading.Thread(
+            target=manager.stop, args=(current[0].id,), kwargs={"force": force}, daemon=True
+        )
+        stopper.start()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        final = manager.run_foreground(image, options, on_ready=on_ready)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for thread in threads:
+        thread.join(timeout=5)
+    if final.status is Status.ERROR:
+        click.echo(f"lk: {final.display_name}: {final.status_reason}", err=True)
+        return final.exit_code or 1
+    return 0

@@ -1,0 +1,37 @@
+"""Resolving what users type to name a container: an ID, a name, or a unique prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lk_core.errors import AmbiguousReferenceError, NotFoundError, UsageError
+from lk_core.model import Container
+
+
+def resolve_ref(ref: str, containers: Iterable[Container]) -> Container:
+    """Find the container ``ref`` names.
+
+    An exact ID or name wins; otherwise ``ref`` must be a prefix of exactly
+    one container's ID or name.
+    """
+    ref = ref.strip()
+    if not ref:
+        raise UsageError("empty container reference")
+    candidates = list(containers)
+    exact = [c for c in candidates if ref in (c.id, c.name)]
+    if len(exact) == 1:
+        return exact[0]
+    matches = exact or [
+        c for c in candidates if c.id.startswith(ref) or (c.name and c.name.startswith(ref))
+    ]
+    if not matches:
+        raise NotFoundError(f"no such container: {ref}")
+    if len(matches) > 1:
+        listed = ", ".join(
+            f"{c.id} ({c.name})" if c.name and c.name != c.id else c.id
+            for c in sorted(matches, key=lambda c: c.id)
+        )
+        raise AmbiguousReferenceError(
+            f"{ref!r} matches {len(matches)} containers: {listed}; give more characters"
+        )
+    return matches[0]

@@ -1,0 +1,72 @@
+"""lk's SSH key pair: generated once per installation, or the user's own.
+
+The default pair lives in lk's config folder as ``id_ed25519`` (mode 0600)
+and ``id_ed25519.pub``. ``lk run --ssh-key PATH`` uses the user's private key
+instead; its public half is read from ``PATH.pub`` or derived from the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lk_core.errors import SSHError
+from lk_core.paths import default_config_dir, ensure_private_dir
+
+KEY_NAME = "id_ed25519"
+
+
+def default_key_path() -> Path:
+    """Where lk's own private key is kept."""
+    return default_config_dir() / KEY_NAME
+
+
+def ensure_default_key() -> Path:
+    """Return lk's private key path, generating an ed25519 pair on first use."""
+    path = default_key_path()
+    if path.exists():
+        return path
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    ensure_private_dir(path.parent)
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    tmp = path.with_name(f".{KEY_NAME}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private)
+    path.with_name(KEY_NAME + ".pub").write_bytes(public + b" lk\n")
+    os.replace(tmp, path)  # another process may have raced us: either key is whole
+    return path
+
+
+def public_key_for(private_key: Path) -> str:
+    """The OpenSSH public key line for ``private_key`` (from ``.pub`` or derived)."""
+    pub = private_key.with_name(private_key.name + ".pub")
+    if pub.is_file():
+        text = pub.read_text(encoding="utf-8").strip()
+        if text:
+            return text
+    if not private_key.is_file():
+        raise SSHError(f"SSH key not found: {private_key}")
+    try:
+        from cryptography.hazmat.primitives import serialization
+
+        key = serialization.load_ssh_private_key(private_key.read_bytes(), password=None)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+    except Exception as exc:
+        raise SSHError(
+            f"cannot read SSH key {private_key} ({exc}); pass an unencrypted OpenSSH "
+            "private key, or put its public key beside it as .pub"
+        ) from exc
+    return public.decode()

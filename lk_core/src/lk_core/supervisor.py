@@ -1,0 +1,221 @@
+"""The supervisor: the process that owns one VM's hypervisor for its whole life.
+
+For a detached VM, ``lk run -d`` starts ``python -m lk_core.supervisor --id ID``
+in a session of its own, so it outlives the CLI. It launches the command
+recorded in the container's record, records the hypervisor's PID and start
+token, tells ``lk run`` whether the launch worked (through a pipe), waits for
+the hypervisor to exit, and records the result: ``stopped`` (exit 0, or a stop
+was requested) or ``error`` with the exit code and the hypervisor's last
+error line. A foreground ``lk run`` calls :func:`supervise` in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lk_core.model import Container, Status
+from lk_core.paths import log_path, runtime_dir
+from lk_core.process import signal_process, start_token
+from lk_core.state import StoreOperations
+from lk_core.timeutil import now_rfc3339
+
+#: A hypervisor that exits within this many seconds failed to start.
+STARTUP_GRACE_SECONDS = 0.5
+STOP_MARKER = "stop-requested"
+HYPERVISOR_STDERR = "hypervisor.err"
+
+
+def stop_requested(container_id: str) -> bool:
+    """True once ``lk stop`` has asked this container to stop."""
+    return (runtime_dir(container_id) / STOP_MARKER).exists()
+
+
+def request_stop_marker(container_id: str) -> None:
+    """Record that a stop was asked for, so the exit counts as ``stopped``."""
+    directory = runtime_dir(container_id)
+    if directory.is_dir():
+        (directory / STOP_MARKER).touch()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln]
+    return lines[-1] if lines else ""
+
+
+def _copy_stderr_to_log(err_path: Path, log: Path) -> None:
+    try:
+        text = err_path.read_text(errors="replace")
+    except OSError:
+        return
+    if text.strip():
+        with log.open("a", encoding="utf-8") as handle:
+            for line in text.splitlines():
+                if line.strip():
+                    handle.write(f"[lk] hypervisor: {line}\n")
+
+
+def exit_status(returncode: int) -> int:
+    """Shell-style exit status: 128+N for a process killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _describe_exit(returncode: int, err_line: str) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        what = f"hypervisor killed by {name}"
+    else:
+        what = f"hypervisor exited with status {returncode}"
+    return f"{what}: {err_line}" if err_line else what
+
+
+def record_exit(ops: StoreOperations, container_id: str, returncode: int) -> Container | None:
+    """Store how the hypervisor ended; returns the updated record (None if it was removed)."""
+    err_path = runtime_dir(container_id) / HYPERVISOR_STDERR
+    _copy_stderr_to_log(err_path, log_path(container_id))
+    requested = stop_requested(container_id)
+
+    def change(record: Container) -> None:
+        record.finished_at = now_rfc3339()
+        record.exit_code = exit_status(returncode)
+        if returncode == 0 or requested:
+            record.status = Status.STOPPED
+            record.status_reason = ""
+        else:
+            record.status = Status.ERROR
+            record.status_reason = _describe_exit(returncode, _last_line(err_path))
+
+    try:
+        return ops.update(container_id, change)
+    except Exception:
+        return None
+
+
+def supervise(
+    ops: StoreOperations,
+    container_id: str,
+    ready: Callable[[str], None],
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> Container | None:
+    """Launch the recorded command of ``container_id``, wait for it and record the exit.
+
+    ``ready`` is called once with ``"ok"`` when the hypervisor survived its
+    first moments, or ``"error: <reason>"`` if it could not start.
+    ``started`` (optional) receives the process right after launch.
+    """
+    record = ops.get(container_id)
+    if record is None:
+        ready(f"error: container {container_id} vanished before it started")
+        return None
+    rdir = runtime_dir(container_id)
+    err_path = rdir / HYPERVISOR_STDERR
+    log = log_path(container_id)
+    try:
+        with log.open("ab") as log_handle, err_path.open("wb") as err_handle:
+            proc = subprocess.Popen(
+                record.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_handle,
+                stderr=err_handle,
+                start_new_session=True,
+                close_fds=True,
+            )
+    except OSError as exc:
+        reason = f"cannot start {record.command[0] if record.command else 'hypervisor'}: "
+        reason += exc.strerror or str(exc)
+
+        def failed(rec: Container) -> None:
+            rec.status = Status.ERROR
+            rec.status_reason = reason
+            rec.finished_at = now_rfc3339()
+
+        ops.update(container_id, failed)
+        ready(f"error: {reason}")
+        return ops.get(container_id)
+    token = start_token(proc.pid)
+
+    def mark_running(rec: Container) -> None:
+        rec.pid = proc.pid
+        rec.pid_started = token
+        rec.supervisor_pid = os.getpid()
+        rec.supervisor_started = start_token(os.getpid())
+        rec.status = Status.RUNNING
+        rec.status_reason = ""
+        rec.started_at = now_rfc3339()
+
+    ops.update(container_id, mark_running)
+    if started is not None:
+        started(proc)
+    try:
+        proc.wait(timeout=STARTUP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        ready("ok")
+    else:
+        final = record_exit(ops, container_id, proc.returncode)
+        if final is not None and final.status is Status.ERROR:
+            ready(f"error: {final.status_reason}")
+        else:
+            ready("ok")
+        return final
+    proc.wait()
+    return record_exit(ops, container_id, proc.returncode)
+
+
+def _forward_term(proc_holder: list[subprocess.Popen[bytes]], container_id: str) -> None:
+    def handler(_signum: int, _frame: object) -> None:
+        request_stop_marker(container_id)
+        for proc in proc_holder:
+            token = start_token(proc.pid)
+            signal_process(proc.pid, token, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m lk_core.supervisor``."""
+    parser = argparse.ArgumentParser(prog="lk-supervisor")
+    parser.add_argument("--id", required=True)
+    parser.add_argument("--ready-fd", type=int, default=-1)
+    args = parser.parse_args(argv)
+
+    def ready(message: str) -> None:
+        if args.ready_fd >= 0:
+            try:
+                os.write(args.ready_fd, (message + "\n").encode())
+                os.close(args.ready_fd)
+            except OSError:
+                pass
+            args.ready_fd = -1
+
+    try:
+        from lk_core.paths import default_state_path
+        from lk_core.plugins import get_plugins
+
+        ops = StoreOperations(get_plugins().state_store(default_state_path()))
+        holder: list[subprocess.Popen[bytes]] = []
+        _forward_term(holder, args.id)
+        supervise(ops, args.id, ready, started=holder.append)
+    except Exception as exc:
+        ready(f"error: supervisor failed: {exc}")
+        print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} supervisor failed: {exc!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
