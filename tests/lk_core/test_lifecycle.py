@@ -1,0 +1,276 @@
+"""The container life cycle through the real CLI, with the fake hypervisor.
+
+The fake VM is a real process (tests/helpers/fake_vm.py): these tests check
+the supervisor, state, liveness, stop, logs and clean-up logic quickly; the
+same paths are exercised with real QEMU VMs in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from lk_core.process import is_same_process, start_token
+
+RUN = ("run", "-d", "--hypervisor", "fake")
+
+
+def state(home: Path) -> dict:
+    path = home / "containers.json"
+    return json.loads(path.read_text())["containers"] if path.exists() else {}
+
+
+def wait_for(condition, timeout=10.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def start(run_lk, image, *extra, env=None) -> str:
+    result = run_lk(*RUN, *extra, str(image), check=True, env=env)
+    return result.stdout.strip()
+
+
+def test_run_ps_logs_stop_rm(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image, "--name", "web", "-p", "18080:80")
+    assert len(cid) == 8 and int(cid, 16) >= 0
+    ps = run_lk("ps", check=True).stdout
+    assert cid in ps and "web" in ps and "running" in ps and "127.0.0.1:18080->80/tcp" in ps
+    wait_for(lambda: "lk-test: ready" in run_lk("logs", "web").stdout)
+
+    stopped = run_lk("stop", "web", check=True)
+    assert stopped.stdout.strip() == "web"
+    record = state(lk_home)[cid]
+    assert record["status"] == "stopped" and record["exit_code"] == 0
+    assert "lk-test: shutting down" in run_lk("logs", cid).stdout
+    assert cid not in run_lk("ps").stdout
+    assert "stopped (0)" in run_lk("ps", "-a").stdout
+
+    run_lk("rm", "web", check=True)
+    assert cid not in state(lk_home)
+    assert not (lk_home / "logs" / f"{cid}.log").exists()
+    assert not (lk_home / "run" / cid).exists()
+
+
+def test_ps_formats_and_quiet(run_lk, iso_image):
+    cid = start(run_lk, iso_image)
+    as_json = json.loads(run_lk("ps", "--format", "json", check=True).stdout)
+    assert [c["id"] for c in as_json] == [cid]
+    assert as_json[0]["status"] == "running" and as_json[0]["ssh_port"] > 0
+    import yaml
+
+    as_yaml = yaml.safe_load(run_lk("ps", "--format", "yaml", check=True).stdout)
+    assert as_yaml[0]["id"] == cid
+    assert run_lk("ps", "-q", check=True).stdout.split() == [cid]
+
+
+def test_stop_forces_after_timeout_when_guest_ignores_acpi(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image, env={"FAKE_VM_ARGS": "--ignore-powerdown"})
+    pid = state(lk_home)[cid]["pid"]
+    began = time.monotonic()
+    run_lk("stop", "-t", "1", cid, check=True)
+    assert time.monotonic() - began < 30
+    assert not is_same_process(pid, state(lk_home)[cid]["pid_started"])
+    assert state(lk_home)[cid]["status"] == "stopped"
+    assert "lk-test: shutting down" not in run_lk("logs", cid).stdout
+
+
+def test_guest_crash_is_recorded_as_error_with_exit_code(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image, env={"FAKE_VM_ARGS": "--exit-after 0.5 --exit-code 3"})
+    record = wait_for(lambda: state(lk_home)[cid]["status"] == "error" and state(lk_home)[cid])
+    assert record["exit_code"] == 3
+    assert "guest crashed" in record["status_reason"]
+    assert "error (3)" in run_lk("ps", "-a").stdout
+    assert "fake-vm: guest crashed" in run_lk("logs", cid).stdout
+
+
+def test_kill_9_of_the_vm_shows_error_and_keeps_the_log(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image)
+    wait_for(lambda: "ready" in run_lk("logs", cid).stdout)
+    os.kill(state(lk_home)[cid]["pid"], signal.SIGKILL)
+    record = wait_for(lambda: state(lk_home)[cid]["status"] == "error" and state(lk_home)[cid])
+    assert record["exit_code"] == 128 + 9
+    assert "SIGKILL" in record["status_reason"]
+    assert "lk-test: ready" in run_lk("logs", cid).stdout
+
+
+def test_killed_supervisor_shows_broken_and_stop_still_works(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image)
+    record = state(lk_home)[cid]
+    os.kill(record["supervisor_pid"], signal.SIGKILL)
+    wait_for(lambda: not is_same_process(record["supervisor_pid"], record["supervisor_started"]))
+    ps = run_lk("ps", check=True)
+    assert "broken" in ps.stdout and "supervisor" in ps.stderr
+    run_lk("stop", cid, check=True)
+    assert not is_same_process(record["pid"], record["pid_started"])
+    assert state(lk_home)[cid]["status"] == "stopped"
+
+
+def test_stale_record_with_reused_pid_signals_nothing(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image)
+    run_lk("stop", cid, check=True)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        # Forge the record: "running" with the bystander's PID but the old VM's token.
+        path = lk_home / "containers.json"
+        document = json.loads(path.read_text())
+        rec = document["containers"][cid]
+        rec.update(status="running", pid=bystander.pid, supervisor_pid=bystander.pid)
+        path.write_text(json.dumps(document))
+        assert start_token(bystander.pid) != rec["pid_started"]
+
+        ps = run_lk("ps", "-a", check=True).stdout
+        assert "error" in ps  # reconciled: the processes are not the VM's
+        run_lk("stop", cid, check=True)
+        run_lk("rm", "-f", cid, check=True)
+        time.sleep(0.3)
+        assert bystander.poll() is None, "lk signalled a process that was not its VM"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_failed_start_reports_the_hypervisor_error_and_leaves_nothing(run_lk, lk_home, iso_image):
+    result = run_lk(*RUN, str(iso_image), env={"FAKE_VM_ARGS": "--fail-start"})
+    assert result.returncode != 0
+    assert "Permission denied" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert state(lk_home) == {}
+    assert list((lk_home / "logs").iterdir()) == []
+    assert list((lk_home / "run").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/nonexistent/image.iso"], "image not found"),
+        (["{unknown}"], "unknown image format"),
+        (["-p", "80", "{iso}"], "invalid port mapping"),
+        (["-p", "1:2:3:4", "{iso}"], "invalid port mapping"),
+        (["-v", "/nonexistent-dir:/data", "{iso}"], "does not exist"),
+        (["-v", "{iso}:/data", "{iso}"], "not a directory"),
+        (["--hypervisor", "nope", "{iso}"], "unknown hypervisor"),
+        (["-m", "lots", "{iso}"], "invalid memory size"),
+        (["--name", "bad/name", "{iso}"], "invalid name"),
+        (["--ssh-key", "/nonexistent/key", "{iso}"], "SSH key not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(
+    run_lk, lk_home, iso_image, tmp_path, args, message
+):
+    unknown = tmp_path / "disk.bin"
+    unknown.write_bytes(b"\0" * 4096)
+    argv = [a.replace("{iso}", str(iso_image)).replace("{unknown}", str(unknown)) for a in args]
+    if "--hypervisor" not in args:
+        argv = ["--hypervisor", "fake", *argv]
+    result = run_lk("run", "-d", *argv)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert state(lk_home) == {}
+    for folder in ("logs", "run"):
+        assert list((lk_home / folder).glob("*")) == [] if (lk_home / folder).exists() else True
+    assert not list(lk_home.glob(".containers-*"))
+
+
+@pytest.mark.parametrize(
+    "command", [["stop", "ghost"], ["logs", "ghost"], ["rm", "ghost"], ["inspect", "ghost"]]
+)
+def test_unknown_ref_is_a_one_line_error(run_lk, command):
+    result = run_lk(*command)
+    assert result.returncode != 0
+    assert result.stderr.strip() == "lk: error: no such container: ghost"
+
+
+def test_names_are_unique_and_prefixes_resolve(run_lk, lk_home, iso_image):
+    first = start(run_lk, iso_image, "--name", "alpha-one")
+    again = run_lk(*RUN, "--name", "alpha-one", str(iso_image))
+    assert again.returncode != 0 and "already in use" in again.stderr
+    second = start(run_lk, iso_image, "--name", "alpha-two")
+    ambiguous = run_lk("inspect", "alpha")
+    assert ambiguous.returncode != 0
+    assert first in ambiguous.stderr and second in ambiguous.stderr
+    assert json.loads(run_lk("inspect", "alpha-t", check=True).stdout)["id"] == second
+    assert json.loads(run_lk("inspect", first[:6], check=True).stdout)["id"] == first
+
+
+def test_busy_host_port_is_reported_before_anything_starts(run_lk, lk_home, iso_image):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_lk(*RUN, "-p", f"{port}:80", str(iso_image))
+    assert result.returncode != 0 and str(port) in result.stderr and "in use" in result.stderr
+    assert state(lk_home) == {}
+
+
+def test_logs_follow_ends_when_the_vm_exits(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image, env={"FAKE_VM_ARGS": "--exit-after 1.5 --exit-code 0"})
+    result = run_lk("logs", "-f", cid, timeout=30, check=True)
+    assert "lk-test: ready" in result.stdout
+    assert state(lk_home)[cid]["status"] == "stopped"
+
+
+def test_logs_tail(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image)
+    wait_for(lambda: "ready" in run_lk("logs", cid).stdout)
+    assert run_lk("logs", "-n", "1", cid, check=True).stdout == "lk-test: ready\n"
+
+
+def test_rm_refuses_running_without_force(run_lk, lk_home, iso_image):
+    cid = start(run_lk, iso_image)
+    refused = run_lk("rm", cid)
+    assert refused.returncode != 0 and "rm -f" in refused.stderr
+    assert cid in state(lk_home)
+    pid, token = state(lk_home)[cid]["pid"], state(lk_home)[cid]["pid_started"]
+    run_lk("rm", "-f", cid, check=True)
+    assert cid not in state(lk_home)
+    assert not is_same_process(pid, token)
+
+
+def test_concurrent_runs_get_distinct_ids_and_ssh_ports(run_lk, lk_home, iso_image):
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(lambda _: start(run_lk, iso_image), range(8)))
+    records = state(lk_home)
+    assert sorted(ids) == sorted(records)
+    assert len({r["ssh_port"] for r in records.values()}) == 8
+    assert all(r["status"] == "running" for r in records.values())
+    run_lk("stop", *ids, check=True)
+    assert all(r["status"] == "stopped" for r in state(lk_home).values())
+
+
+def test_foreground_run_streams_console_and_ctrl_c_stops_gracefully(lk_home, iso_image):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lk_core", "run", "--hypervisor", "fake", str(iso_image)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "lk-test: ready" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "lk-test: shutting down" in rest
+    (record,) = state(lk_home).values()
+    assert record["status"] == "stopped"
