@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import attrs
 
@@ -45,6 +46,9 @@ from lk_core.refs import resolve_ref
 from lk_core.state import StoreOperations
 from lk_core.supervisor import request_stop_marker
 from lk_core.timeutil import now_rfc3339, parse_rfc3339
+
+if TYPE_CHECKING:
+    from lk_core.ssh import ExecResult
 
 DEFAULT_STOP_TIMEOUT = 10.0
 #: How long ``lk run -d`` waits for the supervisor to report the launch.
@@ -254,8 +258,15 @@ class Manager:
         try:
             with supervisor_log.open("ab") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "lk_core.supervisor", "--id", container_id,
-                     "--ready-fd", str(write_fd)],
+                    [
+                        sys.executable,
+                        "-m",
+                        "lk_core.supervisor",
+                        "--id",
+                        container_id,
+                        "--ready-fd",
+                        str(write_fd),
+                    ],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=out,
@@ -401,6 +412,36 @@ class Manager:
             return record is not None and self._check_liveness(record).is_active
 
         yield from follow_file(path, tail, still_running, poll)
+
+    def wait(
+        self,
+        ref: str,
+        timeout: float = 120.0,
+        progress: Callable[[float], None] | None = None,
+    ) -> float:
+        """Block until the container's SSH answers; return the seconds waited."""
+        from lk_core.ssh import wait_for_ssh
+
+        container = self.get(ref)
+        return wait_for_ssh(container, lambda: self.get(container.id), timeout, progress)
+
+    def exec(
+        self,
+        ref: str,
+        argv: Sequence[str],
+        *,
+        tty: bool = False,
+        stdin: IO[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str = "",
+        stream: bool = False,
+    ) -> ExecResult:
+        """Run ``argv`` in the container over SSH; see :func:`lk_core.ssh.exec_command`."""
+        from lk_core.ssh import exec_command
+
+        return exec_command(
+            self.get(ref), argv, tty=tty, stdin=stdin, env=env, workdir=workdir, stream=stream
+        )
 
     def inspect(self, ref: str) -> dict[str, object]:
         """Everything known about a container, as JSON-ready data."""

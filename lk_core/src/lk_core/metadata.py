@@ -32,9 +32,7 @@ def _entry(content: str, perm: str = "0644") -> dict[str, str]:
 
 def volumes_listing(volumes: list[VolumeMapping]) -> str:
     """The ``lk/volumes`` entry: ``TAG GUEST_PATH [ro]`` per line."""
-    return "".join(
-        f"{v.tag} {v.guest_path}{' ro' if v.read_only else ''}\n" for v in volumes
-    )
+    return "".join(f"{v.tag} {v.guest_path}{' ro' if v.read_only else ''}\n" for v in volumes)
 
 
 def user_data(public_key: str | None, volumes: list[VolumeMapping]) -> dict[str, Any]:

@@ -171,9 +171,7 @@ class Plugins:
                 return hv
             reasons.append(f"{hv.name}: {availability.reason}")
         detail = f" ({'; '.join(reasons)})" if reasons else ""
-        raise HypervisorError(
-            f"no hypervisor available: install qemu or hyperkit (macOS){detail}"
-        )
+        raise HypervisorError(f"no hypervisor available: install qemu or hyperkit (macOS){detail}")
 
     def detect_image_format(self, path: Path) -> str | None:
         """The first detector's answer for ``path``, or None."""

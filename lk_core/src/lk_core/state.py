@@ -64,9 +64,7 @@ class StoreOperations:
                 )
             records[container.id] = copy.deepcopy(container)
 
-    def update(
-        self, container_id: str, change: Callable[[Container], None]
-    ) -> Container:
+    def update(self, container_id: str, change: Callable[[Container], None]) -> Container:
         """Apply ``change`` to one record under the lock and return a copy of the result."""
         with self.store.transaction() as records:
             record = records.get(container_id)

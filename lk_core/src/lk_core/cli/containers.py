@@ -30,11 +30,19 @@ def _manager() -> Manager:
 @click.option("-m", "--memory", default="1024", show_default=True, help="Memory: MB or 512M, 2G.")
 @click.option("-c", "--cpus", default=1, show_default=True, type=int, help="Number of CPUs.")
 @click.option(
-    "-p", "--publish", "ports", multiple=True, metavar="[IP:]HOST:GUEST[/PROTO]",
+    "-p",
+    "--publish",
+    "ports",
+    multiple=True,
+    metavar="[IP:]HOST:GUEST[/PROTO]",
     help="Publish a guest port on the host (127.0.0.1 unless IP is given). Repeatable.",
 )
 @click.option(
-    "-v", "--volume", "volumes", multiple=True, metavar="HOST_DIR:GUEST_PATH[:ro]",
+    "-v",
+    "--volume",
+    "volumes",
+    multiple=True,
+    metavar="HOST_DIR:GUEST_PATH[:ro]",
     help="Share a host directory with the guest over 9p. Repeatable.",
 )
 @click.option("--hypervisor", default="", help="Hypervisor to use (see 'lk hypervisors').")
@@ -43,6 +51,10 @@ def _manager() -> Manager:
 @click.option("--ssh-key", default="", help="Private key the VM trusts (default: lk's own).")
 @click.option("--no-metadata", is_flag=True, help="Do not attach the LinuxKit metadata CD.")
 @click.option("--metadata-file", default="", help="Your own LinuxKit user data for the CD.")
+@click.option("--wait", is_flag=True, help="With -d: return once SSH answers.")
+@click.option(
+    "--wait-timeout", default=120.0, show_default=True, type=float, help="Seconds for --wait."
+)
 def run_command(
     image: str,
     name: str,
@@ -57,6 +69,8 @@ def run_command(
     ssh_key: str,
     no_metadata: bool,
     metadata_file: str,
+    wait: bool,
+    wait_timeout: float,
 ) -> int:
     """Boot IMAGE (ISO, qcow2, vmdk, raw, or LinuxKit kernel+initrd) as a container."""
     from lk_core.model import RunOptions
@@ -83,6 +97,10 @@ def run_command(
     if detach:
         container = manager.run(image, options)
         click.echo(container.id)
+        if wait:
+            from lk_core.cli.ssh import wait_until_ssh
+
+            wait_until_ssh(container.id, wait_timeout)
         return 0
     from lk_core.cli.foreground import run_attached
 
@@ -117,8 +135,12 @@ def _short_image(image: str, width: int = 30) -> str:
 @click.command("ps")
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table",
-    show_default=True, help="Output format.",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only IDs.")
 def ps_command(show_all: bool, fmt: str, quiet: bool) -> None:
@@ -158,7 +180,12 @@ def _emit(data: Any, fmt: str) -> None:
 @click.command("stop")
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 @click.option(
-    "-t", "--time", "timeout", default=10.0, show_default=True, type=float,
+    "-t",
+    "--time",
+    "timeout",
+    default=10.0,
+    show_default=True,
+    type=float,
     help="Seconds to wait for a graceful shutdown before forcing.",
 )
 @click.option("-f", "--force", is_flag=True, help="Power off at once, without ACPI shutdown.")

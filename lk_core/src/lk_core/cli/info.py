@@ -25,8 +25,7 @@ def plugins_command(as_json: bool) -> None:
         for info in sorted(plugins.infos.values(), key=lambda i: i.name)
     ]
     failed = [
-        {"name": f.name, "distribution": f.distribution, "error": f.error}
-        for f in plugins.failures
+        {"name": f.name, "distribution": f.distribution, "error": f.error} for f in plugins.failures
     ]
     if as_json:
         click.echo(json.dumps({"plugins": rows, "failed": failed}, indent=2))

@@ -1,0 +1,122 @@
+"""Commands that talk to a running container over SSH: wait, exec, shell, cp."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def _progress_printer(ref: str) -> object:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(waited: float) -> None:
+        click.echo(f"\rwaiting for SSH of {ref}... {waited:4.0f}s", err=True, nl=False)
+
+    return show
+
+
+def wait_until_ssh(ref: str, timeout: float) -> float:
+    """Wait for SSH with a progress line on a terminal; return the seconds waited."""
+    from lk_core.manager import Manager
+
+    progress = _progress_printer(ref)
+    try:
+        return Manager().wait(ref, timeout=timeout, progress=progress)  # type: ignore[arg-type]
+    finally:
+        if progress is not None:
+            click.echo("", err=True)
+
+
+@click.command("wait")
+@click.argument("ref")
+@click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds to wait.")
+def wait_command(ref: str, timeout: float) -> None:
+    """Wait until a container's SSH server answers."""
+    waited = wait_until_ssh(ref, timeout)
+    click.echo(f"{ref}: SSH ready after {waited:.1f}s", err=True)
+
+
+def _parse_env(items: tuple[str, ...]) -> dict[str, str]:
+    from lk_core.errors import UsageError
+
+    env = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid -e {item!r}: expected NAME=VALUE")
+        env[key] = value
+    return env
+
+
+@click.command(
+    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.argument("ref")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
+@click.option("-i", "--interactive", is_flag=True, help="Forward stdin even from a terminal.")
+@click.option("-e", "--env", "env", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
+@click.option("-w", "--workdir", default="", help="Working directory inside the container.")
+def exec_command(
+    ref: str,
+    command: tuple[str, ...],
+    tty: bool,
+    interactive: bool,
+    env: tuple[str, ...],
+    workdir: str,
+) -> int:
+    """Run COMMAND in a running container over SSH; exits with its exit status.
+
+    Put -- before the command: lk exec web -- ls -l /
+    """
+    from lk_core.manager import Manager
+
+    forward_stdin = interactive or not sys.stdin.isatty()
+    result = Manager().exec(
+        ref,
+        list(command),
+        tty=tty,
+        stdin=sys.stdin if forward_stdin else None,
+        env=_parse_env(env),
+        workdir=workdir,
+        stream=True,
+    )
+    return result.exit_code
+
+
+@click.command("shell")
+@click.argument("ref")
+def shell_command(ref: str) -> int:
+    """Open an interactive login shell in a running container."""
+    from lk_core.manager import Manager
+    from lk_core.ssh import interactive_shell
+
+    return interactive_shell(Manager().get(ref))
+
+
+@click.command("cp")
+@click.argument("source")
+@click.argument("destination")
+def cp_command(source: str, destination: str) -> None:
+    """Copy a file into or out of a container: lk cp ./f REF:/path, lk cp REF:/path ./f."""
+    from lk_core.errors import UsageError
+    from lk_core.manager import Manager
+    from lk_core.ssh import copy_from, copy_to
+
+    def split(spec: str) -> tuple[str, str] | None:
+        ref, sep, path = spec.partition(":")
+        return (ref, path) if sep and ref and "/" not in ref else None
+
+    src, dst = split(source), split(destination)
+    if (src is None) == (dst is None):
+        raise UsageError("lk cp needs exactly one side as REF:PATH, e.g. lk cp ./f web:/tmp/f")
+    manager = Manager()
+    if dst is not None:
+        copy_to(manager.get(dst[0]), source, dst[1])
+    elif src is not None:
+        copy_from(manager.get(src[0]), src[1], destination)
+
+
+COMMANDS: tuple[click.Command, ...] = (wait_command, exec_command, shell_command, cp_command)

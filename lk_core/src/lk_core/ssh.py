@@ -1,0 +1,265 @@
+"""SSH into containers with fabric: wait for SSH, exec, interactive shell, copy files.
+
+Imported only by the commands that need it (fabric and paramiko are slow to
+import). Security:
+
+- the VM's key is the one it was started with (``Container.ssh_key``), on the
+  port it was given (``Container.ssh_port``), as root on 127.0.0.1;
+- arguments are quoted with :func:`shlex.join`, so ``lk exec ID -- echo 'a b;c'``
+  prints ``a b;c`` and nothing is interpreted by the remote shell;
+- the host key is pinned per VM in ``<runtime dir>/known_hosts`` on first
+  contact; a different key afterwards is refused.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import attrs
+
+from lk_core.errors import ContainerStateError, SSHError
+from lk_core.model import Container, Status
+from lk_core.paths import runtime_dir
+
+if TYPE_CHECKING:
+    from fabric import Connection
+
+SSH_USER = "root"
+KNOWN_HOSTS = "known_hosts"
+_BANNER_PREFIX = b"SSH-"
+
+
+@attrs.frozen
+class ExecResult:
+    """What a command run in a container returned."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def known_hosts_path(container: Container) -> Path:
+    """Where the VM's pinned host key is kept."""
+    return runtime_dir(container.id) / KNOWN_HOSTS
+
+
+def ssh_banner(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bytes:
+    """The SSH server's banner on ``host:port``, or b"" if none answers yet.
+
+    A TCP connect alone proves nothing: QEMU's user network accepts
+    connections before the guest listens. The banner comes from the guest.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            data = sock.recv(256)
+    except OSError:
+        return b""
+    return data if data.startswith(_BANNER_PREFIX) else b""
+
+
+def wait_for_ssh(
+    container: Container,
+    is_running: Callable[[], Container],
+    timeout: float = 120.0,
+    progress: Callable[[float], None] | None = None,
+) -> float:
+    """Block until the VM's SSH server answers; return the seconds waited.
+
+    ``is_running`` returns the container's current record; if it stops being
+    active the wait fails at once. On timeout the error includes the last
+    console lines.
+    """
+    from lk_core.logs import read_tail
+    from lk_core.paths import log_path
+
+    if not container.ssh_port:
+        raise SSHError(f"container {container.display_name} has no SSH port")
+    started = time.monotonic()
+    while True:
+        current = is_running()
+        if not current.is_active:
+            tail = _console_tail(b"".join(read_tail(log_path(container.id), 5)))
+            raise ContainerStateError(
+                f"container {container.display_name} is {current.status}"
+                + (f" ({current.status_reason})" if current.status_reason else "")
+                + f" before SSH answered; last console lines: {tail}"
+            )
+        if ssh_banner(container.ssh_port):
+            return time.monotonic() - started
+        waited = time.monotonic() - started
+        if waited >= timeout:
+            tail = _console_tail(b"".join(read_tail(log_path(container.id), 5)))
+            raise SSHError(
+                f"SSH of {container.display_name} did not answer within {timeout:.0f}s; "
+                f"last console lines: {tail}"
+            )
+        if progress is not None:
+            progress(waited)
+        time.sleep(0.2)
+
+
+def _console_tail(data: bytes) -> str:
+    lines = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
+    return " | ".join(lines[-5:]) or "(no output)"
+
+
+def remote_command(
+    argv: Sequence[str], env: Mapping[str, str] | None = None, workdir: str = ""
+) -> str:
+    """The shell command line that runs ``argv`` exactly, with env and workdir."""
+    if not argv:
+        raise SSHError("no command given: use lk exec REF -- COMMAND [ARG...]")
+    command = shlex.join(argv)
+    if env:
+        assignments = []
+        for key, value in env.items():
+            if not key.isidentifier():
+                raise SSHError(f"invalid environment variable name {key!r}")
+            assignments.append(f"{key}={shlex.quote(value)}")
+        command = f"env {' '.join(assignments)} {command}"
+    if workdir:
+        command = f"cd {shlex.quote(workdir)} && {command}"
+    return command
+
+
+def _require_running(container: Container) -> None:
+    if container.status is not Status.RUNNING:
+        raise ContainerStateError(
+            f"container {container.display_name} is {container.status}: "
+            "exec needs a running container (start one with lk run)"
+        )
+    if not container.ssh_port:
+        raise SSHError(f"container {container.display_name} has no SSH port")
+
+
+def connect(container: Container, timeout: float = 10.0) -> Connection:
+    """An open fabric connection to the container, host key pinned."""
+    import paramiko
+    from fabric import Connection
+
+    _require_running(container)
+    key = container.ssh_key
+    connect_kwargs: dict[str, Any] = {"look_for_keys": False, "allow_agent": False}
+    if key:
+        connect_kwargs["key_filename"] = key
+    conn = Connection(
+        host="127.0.0.1",
+        user=SSH_USER,
+        port=container.ssh_port,
+        connect_timeout=timeout,
+        connect_kwargs=connect_kwargs,
+    )
+    known = known_hosts_path(container)
+    client = conn.client
+    client._system_host_keys = paramiko.HostKeys()  # never trust ~/.ssh/known_hosts here
+    known.parent.mkdir(parents=True, exist_ok=True)
+    if not known.exists():
+        known.touch(mode=0o600)
+    client.load_host_keys(str(known))
+    client.set_missing_host_key_policy(_PinOnFirstUse(known))
+    try:
+        conn.open()
+    except paramiko.BadHostKeyException as exc:
+        raise SSHError(
+            f"the SSH host key of container {container.display_name} changed since first "
+            f"contact (possible impostor on 127.0.0.1:{container.ssh_port}); if the VM was "
+            f"rebuilt on purpose, delete {known} and retry"
+        ) from exc
+    except paramiko.AuthenticationException as exc:
+        raise SSHError(
+            f"container {container.display_name} refused SSH key {key or '(none)'}: was it "
+            "started with --no-metadata, another --ssh-key, or an image without the "
+            "LinuxKit metadata package?"
+        ) from exc
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        raise SSHError(
+            f"cannot reach SSH of container {container.display_name} on "
+            f"127.0.0.1:{container.ssh_port} ({exc or type(exc).__name__}); "
+            f"is it still booting? try: lk wait {container.display_name}"
+        ) from exc
+    return conn
+
+
+class _PinOnFirstUse:
+    """Accept and save the first host key seen; paramiko refuses a different one later."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        client.save_host_keys(str(self.path))
+        self.path.chmod(0o600)
+
+
+def exec_command(
+    container: Container,
+    argv: Sequence[str],
+    *,
+    tty: bool = False,
+    stdin: IO[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    workdir: str = "",
+    stream: bool = False,
+) -> ExecResult:
+    """Run ``argv`` in the container and return its exit code and output.
+
+    ``stream`` echoes stdout and stderr to this process's as they arrive
+    (what ``lk exec`` does); otherwise output is only captured. ``stdin``
+    (a readable stream) is forwarded to the command until it ends.
+    """
+    command = remote_command(argv, env, workdir)
+    conn = connect(container)
+    try:
+        kwargs: dict[str, Any] = {
+            "warn": True,
+            "pty": tty,
+            "hide": not stream,
+            "in_stream": stdin if stdin is not None else False,
+        }
+        if stream:
+            kwargs["out_stream"] = sys.stdout
+            kwargs["err_stream"] = sys.stderr
+        result = conn.run(command, **kwargs)
+    finally:
+        conn.close()
+    return ExecResult(exit_code=int(result.exited), stdout=result.stdout, stderr=result.stderr)
+
+
+def interactive_shell(container: Container) -> int:
+    """Open an interactive login shell on this terminal; return its exit status."""
+    conn = connect(container)
+    try:
+        result = conn.shell()
+    finally:
+        conn.close()
+    return int(getattr(result, "exited", 0) or 0)
+
+
+def copy_to(container: Container, local: str, remote: str) -> None:
+    """Copy a local file into the container (SFTP)."""
+    conn = connect(container)
+    try:
+        conn.put(local, remote=remote)
+    except OSError as exc:
+        raise SSHError(f"cannot copy {local} to {container.display_name}:{remote}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def copy_from(container: Container, remote: str, local: str) -> None:
+    """Copy a file out of the container (SFTP)."""
+    conn = connect(container)
+    try:
+        conn.get(remote, local=local)
+    except OSError as exc:
+        raise SSHError(f"cannot copy {container.display_name}:{remote} to {local}: {exc}") from exc
+    finally:
+        conn.close()
