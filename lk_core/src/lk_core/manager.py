@@ -431,7 +431,7 @@ class Manager:
         argv: Sequence[str],
         *,
         tty: bool = False,
-        stdin: IO[str] | None = None,
+        stdin: IO[bytes] | None = None,
         env: Mapping[str, str] | None = None,
         workdir: str = "",
         stream: bool = False,

@@ -13,11 +13,16 @@ import). Security:
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import shlex
+import shutil
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -204,33 +209,116 @@ def exec_command(
     argv: Sequence[str],
     *,
     tty: bool = False,
-    stdin: IO[str] | None = None,
+    stdin: IO[bytes] | None = None,
     env: Mapping[str, str] | None = None,
     workdir: str = "",
     stream: bool = False,
 ) -> ExecResult:
     """Run ``argv`` in the container and return its exit code and output.
 
-    ``stream`` echoes stdout and stderr to this process's as they arrive
-    (what ``lk exec`` does); otherwise output is only captured. ``stdin``
-    (a readable stream) is forwarded to the command until it ends.
+    ``stream`` writes stdout and stderr to this process's own as they arrive
+    (what ``lk exec`` does); otherwise output is only captured. ``stdin`` (a
+    binary stream) is forwarded to the command until it ends, then closed.
     """
     command = remote_command(argv, env, workdir)
     conn = connect(container)
     try:
-        kwargs: dict[str, Any] = {
-            "warn": True,
-            "pty": tty,
-            "hide": not stream,
-            "in_stream": stdin if stdin is not None else False,
-        }
-        if stream:
-            kwargs["out_stream"] = sys.stdout
-            kwargs["err_stream"] = sys.stderr
-        result = conn.run(command, **kwargs)
+        transport = conn.client.get_transport()
+        if transport is None:
+            raise SSHError(f"SSH connection to {container.display_name} closed unexpectedly")
+        channel = transport.open_session()
+        if tty:
+            columns, rows = _terminal_size()
+            channel.get_pty(term=os.environ.get("TERM", "xterm"), width=columns, height=rows)
+        channel.exec_command(command)
+        with _raw_terminal(tty and stdin is not None):
+            pump = None
+            if stdin is not None:
+                pump = threading.Thread(target=_pump_stdin, args=(stdin, channel), daemon=True)
+                pump.start()
+            else:
+                channel.shutdown_write()
+            out, err = _collect(channel, stream)
+            code = channel.recv_exit_status()
     finally:
         conn.close()
-    return ExecResult(exit_code=int(result.exited), stdout=result.stdout, stderr=result.stderr)
+    return ExecResult(
+        exit_code=code,
+        stdout=out.decode(errors="replace"),
+        stderr=err.decode(errors="replace"),
+    )
+
+
+def _terminal_size() -> tuple[int, int]:
+    size = shutil.get_terminal_size((80, 24))
+    return size.columns, size.lines
+
+
+@contextlib.contextmanager
+def _raw_terminal(enabled: bool) -> Iterator[None]:
+    """Put this terminal in raw mode (keys go to the remote pty as typed)."""
+    if not enabled or not sys.stdin.isatty():
+        yield
+        return
+    import termios
+    import tty as tty_module
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty_module.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _pump_stdin(source: IO[bytes], channel: Any) -> None:
+    """Copy ``source`` to the remote command's stdin, then signal end of input."""
+    try:
+        fd = source.fileno()
+    except (OSError, ValueError, AttributeError):
+        fd = -1
+    try:
+        while True:
+            data = os.read(fd, 32768) if fd >= 0 else source.read(32768)
+            if not data:
+                break
+            channel.sendall(data)
+        channel.shutdown_write()
+    except OSError:
+        pass  # the command finished (or the channel closed) before reading everything
+
+
+def _collect(channel: Any, stream: bool) -> tuple[bytes, bytes]:
+    """Read stdout and stderr until the command exits; echo them if ``stream``."""
+    out_chunks: list[bytes] = []
+    err_chunks: list[bytes] = []
+    sinks = (sys.stdout.buffer, sys.stderr.buffer) if stream else (None, None)
+    while True:
+        got = False
+        if channel.recv_ready():
+            data = channel.recv(32768)
+            got = bool(data)
+            out_chunks.append(data)
+            if sinks[0] is not None:
+                sinks[0].write(data)
+                sinks[0].flush()
+        if channel.recv_stderr_ready():
+            data = channel.recv_stderr(32768)
+            got = got or bool(data)
+            err_chunks.append(data)
+            if sinks[1] is not None:
+                sinks[1].write(data)
+                sinks[1].flush()
+        if not got:
+            if (
+                channel.exit_status_ready()
+                and not channel.recv_ready()
+                and not (channel.recv_stderr_ready())
+            ):
+                break
+            select.select([channel], [], [], 0.1)
+    return b"".join(out_chunks), b"".join(err_chunks)
 
 
 def interactive_shell(container: Container) -> int:

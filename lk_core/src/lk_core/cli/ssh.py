@@ -50,9 +50,7 @@ def _parse_env(items: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
-@click.command(
-    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
-)
+@click.command("exec", context_settings={"ignore_unknown_options": True})
 @click.argument("ref")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
@@ -73,12 +71,13 @@ def exec_command(
     """
     from lk_core.manager import Manager
 
+    argv = list(command)
     forward_stdin = interactive or not sys.stdin.isatty()
     result = Manager().exec(
         ref,
-        list(command),
+        argv,
         tty=tty,
-        stdin=sys.stdin if forward_stdin else None,
+        stdin=sys.stdin.buffer if forward_stdin else None,
         env=_parse_env(env),
         workdir=workdir,
         stream=True,
