@@ -1,0 +1,187 @@
+"""The QEMU hypervisor: finds the binary, picks the accelerator, builds argv, stops via QMP.
+
+This module is imported on every ``lk`` start-up (through the plugin), so it
+imports only the standard library and :mod:`lk_core.errors`; the model, the
+command-line builder and the QMP client are imported when used.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lk_core.errors import HypervisorError, LkError
+
+from lk_qemu.accel import choose_accelerator
+
+if TYPE_CHECKING:
+    from lk_core.model import Availability, Container, HypervisorOptions
+
+__all__ = [
+    "ENV_BINARY",
+    "SHUTDOWN_TIMEOUT",
+    "QemuHypervisor",
+    "default_binary_name",
+    "find_binary",
+    "host_arch",
+]
+
+#: Environment variable naming the QEMU binary (a name on ``PATH`` or a path).
+ENV_BINARY = "LK_QEMU"
+#: Seconds :meth:`QemuHypervisor.request_shutdown` waits for QMP to answer.
+SHUTDOWN_TIMEOUT = 2.0
+
+_ARCH_ALIASES = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "x64": "x86_64",
+    "aarch64": "aarch64",
+    "arm64": "aarch64",
+}
+_INSTALL_HINT = {
+    "x86_64": "apt install qemu-system-x86 / brew install qemu",
+    "aarch64": "apt install qemu-system-arm / brew install qemu",
+}
+
+
+def host_arch(machine: str | None = None) -> str:
+    """The QEMU architecture for the host (``"x86_64"`` or ``"aarch64"``).
+
+    ``machine`` defaults to :func:`platform.machine`; anything unknown maps to
+    ``"x86_64"`` (which QEMU can still emulate).
+    """
+    value = platform.machine() if machine is None else machine
+    return _ARCH_ALIASES.get(value.lower(), "x86_64")
+
+
+def default_binary_name(machine: str | None = None) -> str:
+    """``qemu-system-x86_64`` or ``qemu-system-aarch64``, by host machine."""
+    return f"qemu-system-{host_arch(machine)}"
+
+
+def _binary_arch(binary: str, machine: str | None) -> str:
+    """The guest architecture of ``binary``, judged by its name, else the host's."""
+    name = os.path.basename(binary)
+    if "aarch64" in name:
+        return "aarch64"
+    if "x86_64" in name:
+        return "x86_64"
+    return host_arch(machine)
+
+
+def find_binary(
+    environ: Mapping[str, str] | None = None,
+    machine: str | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+) -> tuple[str | None, str]:
+    """Locate QEMU: ``(path or None, reason it is missing or "")``.
+
+    ``$LK_QEMU`` (a command name or a path) wins; otherwise the system
+    emulator for the host's machine is searched on ``PATH``.
+    """
+    env = os.environ if environ is None else environ
+    override = env.get(ENV_BINARY, "").strip()
+    if override:
+        found = which(override)
+        if found is None:
+            return None, f"${ENV_BINARY}={override} is not an executable found on PATH"
+        return found, ""
+    name = default_binary_name(machine)
+    found = which(name)
+    if found is None:
+        hint = _INSTALL_HINT[host_arch(machine)]
+        return None, f"{name} not found on PATH (install qemu: {hint})"
+    return found, ""
+
+
+class QemuHypervisor:
+    """Runs VMs with QEMU (KVM/HVF when usable, TCG emulation otherwise)."""
+
+    name = "qemu"
+    description = "QEMU (KVM on Linux, HVF on macOS, TCG emulation elsewhere)"
+    formats: frozenset[str] = frozenset({"iso", "qcow2", "vmdk", "raw", "kernel+initrd"})
+    priority = 10
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        machine: str | None = None,
+    ) -> None:
+        # Both default to the live process values, read at each call.
+        self._environ = environ
+        self._machine = machine
+
+    def __repr__(self) -> str:
+        return "QemuHypervisor()"
+
+    def _env(self) -> Mapping[str, str]:
+        """The environment to read ``$LK_QEMU``/``$LK_QEMU_ACCEL`` from."""
+        return os.environ if self._environ is None else self._environ
+
+    def availability(self) -> Availability:
+        """Available when the QEMU binary is found; details name it and the accelerator.
+
+        Cheap: only ``PATH`` lookups and ``/dev/kvm`` probes, no subprocess.
+        """
+        from lk_core.model import Availability
+
+        binary, reason = find_binary(self._env(), self._machine)
+        if binary is None:
+            return Availability(available=False, reason=reason)
+        try:
+            accel, why = choose_accelerator(None, environ=self._env())
+        except LkError as error:
+            return Availability(available=False, reason=error.message, details={"binary": binary})
+        return Availability(
+            available=True,
+            details={"binary": binary, "accelerator": f"{accel} ({why})"},
+        )
+
+    def build_command(self, options: HypervisorOptions) -> list[str]:
+        """Return the QEMU argv for ``options`` (see :mod:`lk_qemu.argv`)."""
+        from lk_qemu.argv import DirectBoot, build_argv, requested_accel
+
+        binary, reason = find_binary(self._env(), self._machine)
+        if binary is None:
+            raise HypervisorError(reason)
+        accel, _why = choose_accelerator(requested_accel(options.options), environ=self._env())
+        direct_boot: DirectBoot | None = None
+        if options.format == "kernel+initrd":
+            from lk_core.formats import find_kernel_initrd
+
+            files = find_kernel_initrd(Path(options.image))
+            if files is None:
+                raise HypervisorError(
+                    f"{options.image} is not a LinuxKit kernel+initrd image: expected "
+                    "NAME-kernel and NAME-initrd.img next to each other"
+                )
+            direct_boot = DirectBoot(files.kernel, files.initrd, files.read_cmdline())
+        return build_argv(
+            options,
+            binary=binary,
+            accel=accel,
+            arch=_binary_arch(binary, self._machine),
+            direct_boot=direct_boot,
+        )
+
+    def request_shutdown(self, container: Container, runtime_dir: Path) -> None:
+        """Send QMP ``system_powerdown`` (an ACPI power button press); do not wait.
+
+        One attempt through ``<runtime_dir>/qmp.sock`` with a short timeout;
+        raises :class:`~lk_core.errors.HypervisorError` if it cannot be
+        delivered.
+        """
+        from lk_qemu.argv import qmp_socket_path
+        from lk_qemu.qmp import QmpClient, QmpError
+
+        try:
+            with QmpClient(qmp_socket_path(runtime_dir), timeout=SHUTDOWN_TIMEOUT) as qmp:
+                qmp.execute("system_powerdown")
+        except QmpError as error:
+            raise HypervisorError(
+                f"cannot ask container {container.display_name} to shut down: {error.message}"
+            ) from error

@@ -1,0 +1,218 @@
+#!/bin/bash
+# Boots the lk test image in every format under QEMU/TCG and checks it.
+#
+#   bash tests/images/smoke.sh OUTDIR      (OUTDIR: what build.sh printed)
+#
+# For each of iso, raw, qcow2, vmdk and kernel+initrd: boot, wait for
+# "lk-test: ready" on the serial log (60 s), send system_powerdown over QMP,
+# wait for "lk-test: shutting down" and for QEMU to exit with status 0.
+# Then, once each:
+#   - boot ISO on ide.0 + metadata CD (ssh key, 9p volume) on ide.1: ssh
+#     works, `ssh -t` gets a /dev/pts tty, the 9p share is mounted and
+#     readable, SFTP and scp work, `poweroff` over ssh shuts down cleanly;
+#   - kernel+initrd with an e1000 NIC and the metadata CD: ssh works.
+# Prints the boot-to-ready time of each run. VMs run one at a time (TCG on
+# 2 cores: parallel VMs would distort the timings).
+#
+# Host tools: qemu-system-x86, openssh-client, xorriso, python3 (for QMP).
+set -euo pipefail
+export LC_ALL=C
+
+dir=${1:?usage: smoke.sh OUTDIR}
+dir=$(cd "$dir" && pwd)
+work=$(mktemp -d /tmp/lk-smoke.XXXXXX)
+port=${LK_SMOKE_PORT:-$((20000 + RANDOM % 20000))}
+qemu_pid=
+cleanup() {
+    [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+failures=0
+results=()
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# The base argv (the same as the host side of the project uses).
+base_argv() {
+    echo -machine q35 -accel tcg -cpu max -m 512 -smp 1 -display none \
+        -serial "file:$work/serial.log" -qmp "unix:$work/qmp.sock,server=on,wait=off" \
+        -pidfile "$work/qemu.pid" -device virtio-rng-pci
+}
+net_argv() {   # $1: NIC model
+    echo -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" -device "$1,netdev=n0"
+}
+format_argv() {
+    case "$1" in
+        iso)    echo -drive "file=$dir/lk-test.iso,media=cdrom,if=none,id=cd0,readonly=on" \
+                     -device ide-cd,drive=cd0,bus=ide.0,bootindex=0 ;;
+        raw)    echo -drive "file=$dir/lk-test-bios.img,format=raw,if=virtio,snapshot=on" ;;
+        qcow2)  echo -drive "file=$dir/lk-test.qcow2,format=qcow2,if=virtio,snapshot=on" ;;
+        vmdk)   echo -drive "file=$dir/lk-test.vmdk,format=vmdk,if=virtio,snapshot=on" ;;
+        kernel) echo -kernel "$dir/lk-test-kernel" -initrd "$dir/lk-test-initrd.img" ;;
+    esac
+}
+meta_argv() {  # the metadata CD, on the second AHCI port
+    echo -drive "file=$work/meta.iso,media=cdrom,readonly=on,if=none,id=meta" \
+         -device ide-cd,drive=meta,bus=ide.1
+}
+
+# start NAME ARGV... : starts QEMU in the background (its exit status goes
+# to $work/qemu.rc), then waits for the ready line.
+start() {
+    local name=$1; shift
+    rm -f "$work/serial.log" "$work/qmp.sock" "$work/qemu.rc" "$work/qemu.pid"
+    t_start=$(now)
+    ( set +e; qemu-system-x86_64 "$@" > "$work/qemu.out" 2>&1; echo $? > "$work/qemu.rc" ) &
+    qemu_pid=$!
+    local i
+    for ((i = 0; i < 600; i++)); do
+        grep -qxE $'lk-test: ready\r?' "$work/serial.log" 2>/dev/null && break
+        [ -f "$work/qemu.rc" ] && break
+        sleep 0.1
+    done
+    if grep -qxE $'lk-test: ready\r?' "$work/serial.log" 2>/dev/null; then
+        local t; t=$(elapsed "$t_start")
+        echo "$name: ready after ${t}s" >&2
+        results+=("$name: boot to ready ${t}s")
+        return 0
+    fi
+    fail "$name: no ready line within 60 s"
+    echo "--- serial log:" >&2; cat "$work/serial.log" >&2 || true
+    echo "--- qemu:" >&2; cat "$work/qemu.out" >&2 || true
+    stop_hard
+    return 1
+}
+
+qmp() {  # qmp COMMAND: one QMP command over the unix socket
+    python3 - "$work/qmp.sock" "$1" <<'EOF'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+json.loads(f.readline())                      # greeting
+for cmd in ("qmp_capabilities", sys.argv[2]):
+    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+    while True:                               # skip events until the reply
+        msg = json.loads(f.readline())
+        if "return" in msg or "error" in msg:
+            break
+    if "error" in msg:
+        sys.exit("QMP %s: %s" % (cmd, msg["error"]))
+EOF
+}
+
+# wait_exit NAME: waits for the shutdown line and QEMU's exit status 0
+wait_exit() {
+    local name=$1 i t0; t0=$(now)
+    for ((i = 0; i < 300; i++)); do
+        [ -f "$work/qemu.rc" ] && break
+        sleep 0.1
+    done
+    if ! grep -qxE $'lk-test: shutting down\r?' "$work/serial.log"; then
+        fail "$name: no 'lk-test: shutting down' line"
+        cat "$work/serial.log" >&2
+    fi
+    if [ ! -f "$work/qemu.rc" ]; then
+        fail "$name: QEMU still running 30 s after the shutdown request"
+        stop_hard
+    elif [ "$(cat "$work/qemu.rc")" != 0 ]; then
+        fail "$name: QEMU exited with status $(cat "$work/qemu.rc")"
+        cat "$work/qemu.out" >&2
+    else
+        echo "$name: powered off after $(elapsed "$t0")s" >&2
+    fi
+    wait "$qemu_pid" 2>/dev/null || true
+    qemu_pid=
+}
+powerdown() {  # the ACPI power button
+    qmp system_powerdown || fail "$1: QMP system_powerdown failed"
+    wait_exit "$1"
+}
+stop_hard() {
+    [ -n "$qemu_pid" ] && kill "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null || true
+    wait "$qemu_pid" 2>/dev/null || true
+    qemu_pid=
+}
+
+ssh_() {
+    ssh -p "$port" -i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes root@127.0.0.1 "$@"
+}
+check() {  # check NAME EXPECTED COMMAND...: COMMAND's output must contain EXPECTED
+    local name=$1 expected=$2 out; shift 2
+    out=$("$@" 2>&1) || true   # only the output counts (e.g. `tty` fails without a pty)
+    if grep -qF -- "$expected" <<< "$out"; then
+        echo "  ok: $name" >&2
+    else
+        fail "$name: expected '$expected', got: $out"
+    fi
+}
+
+# --- the metadata CD: a throwaway ssh key and a 9p volume ---------------------
+ssh-keygen -q -t ed25519 -N '' -C lk-smoke -f "$work/key"
+mkdir -p "$work/meta" "$work/share"
+echo "hello from the host" > "$work/share/hello.txt"
+python3 - "$work/key.pub" > "$work/meta/config" <<'EOF'
+import json, sys
+key = open(sys.argv[1]).read()
+print(json.dumps({
+    "ssh": {"entries": {"authorized_keys": {"perm": "0600", "content": key}}},
+    "lk": {"entries": {"volumes": {"perm": "0644", "content": "lkvol0 /data ro\n"}}},
+}))
+EOF
+xorriso -as mkisofs -quiet -V config-2 -o "$work/meta.iso" "$work/meta" 2>/dev/null
+
+# --- every format: boot, ready, ACPI power-down -------------------------------
+for fmt in iso raw qcow2 vmdk kernel; do
+    # shellcheck disable=SC2046
+    if [ "$fmt" = kernel ]; then
+        start "$fmt" $(base_argv) $(net_argv virtio-net-pci) $(format_argv kernel) \
+            -append "$(cat "$dir/lk-test-cmdline")" || continue
+    else
+        start "$fmt" $(base_argv) $(net_argv virtio-net-pci) $(format_argv "$fmt") || continue
+    fi
+    powerdown "$fmt"
+done
+
+# --- boot ISO on ide.0 + metadata CD on ide.1: ssh, pty, 9p, sftp, scp ---------
+# shellcheck disable=SC2046
+if start "iso+metadata" $(base_argv) $(net_argv virtio-net-pci) $(format_argv iso) $(meta_argv) \
+        -fsdev "local,id=fs0,path=$work/share,security_model=none,readonly=on" \
+        -device virtio-9p-pci,fsdev=fs0,mount_tag=lkvol0; then
+    check "mounted line" "lk-test: mounted lkvol0 at /data" cat "$work/serial.log"
+    check "ssh" "ok" ssh_ 'echo ok; tty'
+    check "ssh without pty" "not a tty" ssh_ tty
+    check "ssh -t gets a pty" "/dev/pts/" ssh_ -tt tty
+    check "9p volume" "hello from the host" ssh_ cat /data/hello.txt
+    check "9p is read-only" "Read-only" ssh_ 'touch /data/x'
+    echo "sftp upload" > "$work/up.txt"
+    check "sftp" "sftp upload" bash -c "printf 'put %s /tmp/up.txt\n' '$work/up.txt' |
+        sftp -b - -P $port -i '$work/key' -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+             -o LogLevel=ERROR root@127.0.0.1 >/dev/null && ssh -p $port -i '$work/key' \
+             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+             root@127.0.0.1 cat /tmp/up.txt"
+    check "scp (legacy protocol)" "sftp upload" bash -c "scp -O -q -P $port -i '$work/key' \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+        root@127.0.0.1:/tmp/up.txt '$work/down.txt' && cat '$work/down.txt'"
+    ssh_ poweroff || true
+    wait_exit "poweroff over ssh"
+fi
+
+# --- kernel+initrd with an e1000 NIC -------------------------------------------
+# shellcheck disable=SC2046
+if start "kernel+e1000" $(base_argv) $(net_argv e1000) $(format_argv kernel) $(meta_argv) \
+        -append "$(cat "$dir/lk-test-cmdline")"; then
+    check "ssh over e1000" "ok" ssh_ 'echo ok'
+    powerdown "kernel+e1000"
+fi
+
+echo >&2
+printf '%s\n' "${results[@]}" >&2
+if [ $failures -gt 0 ]; then
+    echo "smoke: $failures failure(s)" >&2
+    exit 1
+fi
+echo "smoke: all checks passed" >&2
