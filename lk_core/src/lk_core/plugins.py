@@ -22,9 +22,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import attrs
 import pluggy
 
 from lk_core import hookspecs
@@ -40,8 +39,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "lk"
 
 
-@attrs.frozen
-class PluginInfo:
+class PluginInfo(NamedTuple):
     """What ``lk plugins`` shows about one loaded plugin."""
 
     name: str
@@ -51,8 +49,7 @@ class PluginInfo:
     module: str
 
 
-@attrs.frozen
-class PluginFailure:
+class PluginFailure(NamedTuple):
     """A plugin that could not be loaded, and why."""
 
     name: str
