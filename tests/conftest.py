@@ -38,7 +38,7 @@ def _kill_leftovers(home: Path) -> None:
 
 
 @pytest.fixture
-def lk_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh, short LK_HOME (unix socket paths must stay short) with the fake hypervisor."""
     from lk_core.plugins import set_plugins
 
@@ -59,7 +59,7 @@ def lk_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def run_lk(lk_home: Path) -> RunLk:
+def run_lk(sandbox: Path) -> RunLk:
     """Run the real ``lk`` command line in a subprocess with the test's environment."""
 
     def run(

@@ -30,10 +30,10 @@ def test_image_dir() -> Path:
 
 
 @pytest.fixture
-def qemu_env(lk_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def qemu_env(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """LK_HOME for real QEMU runs (no fake hypervisor)."""
     monkeypatch.delenv("LK_PLUGIN_MODULES", raising=False)
     from lk_core.plugins import set_plugins
 
     set_plugins(None)
-    return lk_home
+    return sandbox

@@ -43,7 +43,7 @@ def start(run_lk, image, *extra, env=None) -> str:
     return result.stdout.strip()
 
 
-def test_run_ps_logs_stop_rm(run_lk, lk_home, iso_image):
+def test_run_ps_logs_stop_rm(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image, "--name", "web", "-p", "18080:80")
     assert len(cid) == 8 and int(cid, 16) >= 0
     ps = run_lk("ps", check=True).stdout
@@ -52,16 +52,16 @@ def test_run_ps_logs_stop_rm(run_lk, lk_home, iso_image):
 
     stopped = run_lk("stop", "web", check=True)
     assert stopped.stdout.strip() == "web"
-    record = state(lk_home)[cid]
+    record = state(sandbox)[cid]
     assert record["status"] == "stopped" and record["exit_code"] == 0
     assert "lk-test: shutting down" in run_lk("logs", cid).stdout
     assert cid not in run_lk("ps").stdout
     assert "stopped (0)" in run_lk("ps", "-a").stdout
 
     run_lk("rm", "web", check=True)
-    assert cid not in state(lk_home)
-    assert not (lk_home / "logs" / f"{cid}.log").exists()
-    assert not (lk_home / "run" / cid).exists()
+    assert cid not in state(sandbox)
+    assert not (sandbox / "logs" / f"{cid}.log").exists()
+    assert not (sandbox / "run" / cid).exists()
 
 
 def test_ps_formats_and_quiet(run_lk, iso_image):
@@ -76,55 +76,55 @@ def test_ps_formats_and_quiet(run_lk, iso_image):
     assert run_lk("ps", "-q", check=True).stdout.split() == [cid]
 
 
-def test_stop_forces_after_timeout_when_guest_ignores_acpi(run_lk, lk_home, iso_image):
+def test_stop_forces_after_timeout_when_guest_ignores_acpi(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image, env={"FAKE_VM_ARGS": "--ignore-powerdown"})
-    pid = state(lk_home)[cid]["pid"]
+    pid = state(sandbox)[cid]["pid"]
     began = time.monotonic()
     run_lk("stop", "-t", "1", cid, check=True)
     assert time.monotonic() - began < 30
-    assert not is_same_process(pid, state(lk_home)[cid]["pid_started"])
-    assert state(lk_home)[cid]["status"] == "stopped"
+    assert not is_same_process(pid, state(sandbox)[cid]["pid_started"])
+    assert state(sandbox)[cid]["status"] == "stopped"
     assert "lk-test: shutting down" not in run_lk("logs", cid).stdout
 
 
-def test_guest_crash_is_recorded_as_error_with_exit_code(run_lk, lk_home, iso_image):
+def test_guest_crash_is_recorded_as_error_with_exit_code(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image, env={"FAKE_VM_ARGS": "--exit-after 0.5 --exit-code 3"})
-    record = wait_for(lambda: state(lk_home)[cid]["status"] == "error" and state(lk_home)[cid])
+    record = wait_for(lambda: state(sandbox)[cid]["status"] == "error" and state(sandbox)[cid])
     assert record["exit_code"] == 3
     assert "guest crashed" in record["status_reason"]
     assert "error (3)" in run_lk("ps", "-a").stdout
     assert "fake-vm: guest crashed" in run_lk("logs", cid).stdout
 
 
-def test_kill_9_of_the_vm_shows_error_and_keeps_the_log(run_lk, lk_home, iso_image):
+def test_kill_9_of_the_vm_shows_error_and_keeps_the_log(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image)
     wait_for(lambda: "ready" in run_lk("logs", cid).stdout)
-    os.kill(state(lk_home)[cid]["pid"], signal.SIGKILL)
-    record = wait_for(lambda: state(lk_home)[cid]["status"] == "error" and state(lk_home)[cid])
+    os.kill(state(sandbox)[cid]["pid"], signal.SIGKILL)
+    record = wait_for(lambda: state(sandbox)[cid]["status"] == "error" and state(sandbox)[cid])
     assert record["exit_code"] == 128 + 9
     assert "SIGKILL" in record["status_reason"]
     assert "lk-test: ready" in run_lk("logs", cid).stdout
 
 
-def test_killed_supervisor_shows_broken_and_stop_still_works(run_lk, lk_home, iso_image):
+def test_killed_supervisor_shows_broken_and_stop_still_works(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image)
-    record = state(lk_home)[cid]
+    record = state(sandbox)[cid]
     os.kill(record["supervisor_pid"], signal.SIGKILL)
     wait_for(lambda: not is_same_process(record["supervisor_pid"], record["supervisor_started"]))
     ps = run_lk("ps", check=True)
     assert "broken" in ps.stdout and "supervisor" in ps.stderr
     run_lk("stop", cid, check=True)
     assert not is_same_process(record["pid"], record["pid_started"])
-    assert state(lk_home)[cid]["status"] == "stopped"
+    assert state(sandbox)[cid]["status"] == "stopped"
 
 
-def test_stale_record_with_reused_pid_signals_nothing(run_lk, lk_home, iso_image):
+def test_stale_record_with_reused_pid_signals_nothing(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image)
     run_lk("stop", cid, check=True)
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         # Forge the record: "running" with the bystander's PID but the old VM's token.
-        path = lk_home / "containers.json"
+        path = sandbox / "containers.json"
         document = json.loads(path.read_text())
         rec = document["containers"][cid]
         rec.update(status="running", pid=bystander.pid, supervisor_pid=bystander.pid)
@@ -142,14 +142,14 @@ def test_stale_record_with_reused_pid_signals_nothing(run_lk, lk_home, iso_image
         bystander.wait()
 
 
-def test_failed_start_reports_the_hypervisor_error_and_leaves_nothing(run_lk, lk_home, iso_image):
+def test_failed_start_reports_the_hypervisor_error_and_leaves_nothing(run_lk, sandbox, iso_image):
     result = run_lk(*RUN, str(iso_image), env={"FAKE_VM_ARGS": "--fail-start"})
     assert result.returncode != 0
     assert "Permission denied" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert state(lk_home) == {}
-    assert list((lk_home / "logs").iterdir()) == []
-    assert list((lk_home / "run").iterdir()) == []
+    assert state(sandbox) == {}
+    assert list((sandbox / "logs").iterdir()) == []
+    assert list((sandbox / "run").iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_failed_start_reports_the_hypervisor_error_and_leaves_nothing(run_lk, lk
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(
-    run_lk, lk_home, iso_image, tmp_path, args, message
+    run_lk, sandbox, iso_image, tmp_path, args, message
 ):
     unknown = tmp_path / "disk.bin"
     unknown.write_bytes(b"\0" * 4096)
@@ -180,10 +180,10 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert state(lk_home) == {}
+    assert state(sandbox) == {}
     for folder in ("logs", "run"):
-        assert list((lk_home / folder).glob("*")) == [] if (lk_home / folder).exists() else True
-    assert not list(lk_home.glob(".containers-*"))
+        assert list((sandbox / folder).glob("*")) == [] if (sandbox / folder).exists() else True
+    assert not list(sandbox.glob(".containers-*"))
 
 
 @pytest.mark.parametrize(
@@ -195,7 +195,7 @@ def test_unknown_ref_is_a_one_line_error(run_lk, command):
     assert result.stderr.strip() == "lk: error: no such container: ghost"
 
 
-def test_names_are_unique_and_prefixes_resolve(run_lk, lk_home, iso_image):
+def test_names_are_unique_and_prefixes_resolve(run_lk, sandbox, iso_image):
     first = start(run_lk, iso_image, "--name", "alpha-one")
     again = run_lk(*RUN, "--name", "alpha-one", str(iso_image))
     assert again.returncode != 0 and "already in use" in again.stderr
@@ -207,52 +207,52 @@ def test_names_are_unique_and_prefixes_resolve(run_lk, lk_home, iso_image):
     assert json.loads(run_lk("inspect", first[:6], check=True).stdout)["id"] == first
 
 
-def test_busy_host_port_is_reported_before_anything_starts(run_lk, lk_home, iso_image):
+def test_busy_host_port_is_reported_before_anything_starts(run_lk, sandbox, iso_image):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = run_lk(*RUN, "-p", f"{port}:80", str(iso_image))
     assert result.returncode != 0 and str(port) in result.stderr and "in use" in result.stderr
-    assert state(lk_home) == {}
+    assert state(sandbox) == {}
 
 
-def test_logs_follow_ends_when_the_vm_exits(run_lk, lk_home, iso_image):
+def test_logs_follow_ends_when_the_vm_exits(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image, env={"FAKE_VM_ARGS": "--exit-after 1.5 --exit-code 0"})
     result = run_lk("logs", "-f", cid, timeout=30, check=True)
     assert "lk-test: ready" in result.stdout
-    assert state(lk_home)[cid]["status"] == "stopped"
+    assert state(sandbox)[cid]["status"] == "stopped"
 
 
-def test_logs_tail(run_lk, lk_home, iso_image):
+def test_logs_tail(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image)
     wait_for(lambda: "ready" in run_lk("logs", cid).stdout)
     assert run_lk("logs", "-n", "1", cid, check=True).stdout == "lk-test: ready\n"
 
 
-def test_rm_refuses_running_without_force(run_lk, lk_home, iso_image):
+def test_rm_refuses_running_without_force(run_lk, sandbox, iso_image):
     cid = start(run_lk, iso_image)
     refused = run_lk("rm", cid)
     assert refused.returncode != 0 and "rm -f" in refused.stderr
-    assert cid in state(lk_home)
-    pid, token = state(lk_home)[cid]["pid"], state(lk_home)[cid]["pid_started"]
+    assert cid in state(sandbox)
+    pid, token = state(sandbox)[cid]["pid"], state(sandbox)[cid]["pid_started"]
     run_lk("rm", "-f", cid, check=True)
-    assert cid not in state(lk_home)
+    assert cid not in state(sandbox)
     assert not is_same_process(pid, token)
 
 
-def test_concurrent_runs_get_distinct_ids_and_ssh_ports(run_lk, lk_home, iso_image):
+def test_concurrent_runs_get_distinct_ids_and_ssh_ports(run_lk, sandbox, iso_image):
     with ThreadPoolExecutor(max_workers=8) as pool:
         ids = list(pool.map(lambda _: start(run_lk, iso_image), range(8)))
-    records = state(lk_home)
+    records = state(sandbox)
     assert sorted(ids) == sorted(records)
     assert len({r["ssh_port"] for r in records.values()}) == 8
     assert all(r["status"] == "running" for r in records.values())
     run_lk("stop", *ids, check=True)
-    assert all(r["status"] == "stopped" for r in state(lk_home).values())
+    assert all(r["status"] == "stopped" for r in state(sandbox).values())
 
 
-def test_foreground_run_streams_console_and_ctrl_c_stops_gracefully(lk_home, iso_image):
+def test_foreground_run_streams_console_and_ctrl_c_stops_gracefully(sandbox, iso_image):
     proc = subprocess.Popen(
         [sys.executable, "-m", "lk_core", "run", "--hypervisor", "fake", str(iso_image)],
         stdout=subprocess.PIPE,
@@ -272,5 +272,5 @@ def test_foreground_run_streams_console_and_ctrl_c_stops_gracefully(lk_home, iso
             proc.kill()
     assert proc.returncode == 0, err
     assert "lk-test: shutting down" in rest
-    (record,) = state(lk_home).values()
+    (record,) = state(sandbox).values()
     assert record["status"] == "stopped"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lk_core.errors import UsageError
-
 from lk_qemu.accel import ACCELERATORS, ENV_ACCEL, choose_accelerator, validate_accelerator
 
 
@@ -17,13 +17,14 @@ def host(tmp_path: Path) -> dict[str, Path]:
     return {"kvm_device": tmp_path / "kvm", "kvm_pvm_module": tmp_path / "kvm_pvm"}
 
 
-def linux(host: dict[str, Path], **kwargs: object) -> tuple[str, str]:
+def linux(host: dict[str, Path], **kwargs: Any) -> tuple[str, str]:
+    kwargs.setdefault("environ", {})
     return choose_accelerator(
-        kwargs.pop("requested", None),  # type: ignore[arg-type]
-        environ=kwargs.pop("environ", {}),  # type: ignore[arg-type]
+        kwargs.pop("requested", None),
         platform="linux",
-        **host,  # type: ignore[arg-type]
-        **kwargs,  # type: ignore[arg-type]
+        kvm_device=host["kvm_device"],
+        kvm_pvm_module=host["kvm_pvm_module"],
+        **kwargs,
     )
 
 
@@ -69,14 +70,18 @@ def test_probe_errors_mean_tcg(host: dict[str, Path]) -> None:
 
 
 def test_macos_means_hvf(host: dict[str, Path]) -> None:
-    assert choose_accelerator(None, environ={}, platform="darwin", **host) == (
+    assert choose_accelerator(
+        None, environ={}, platform="darwin", kvm_device=host["kvm_device"]
+    ) == (
         "hvf",
         "macOS Hypervisor.framework",
     )
 
 
 def test_other_systems_mean_tcg(host: dict[str, Path]) -> None:
-    accel, reason = choose_accelerator(None, environ={}, platform="win32", **host)
+    accel, reason = choose_accelerator(
+        None, environ={}, platform="win32", kvm_device=host["kvm_device"]
+    )
     assert accel == "tcg"
     assert "win32" in reason
 
@@ -106,7 +111,10 @@ def test_bad_explicit_value(host: dict[str, Path]) -> None:
     with pytest.raises(UsageError) as info:
         linux(host, requested="xen")
     message = str(info.value)
-    assert message == "unknown QEMU accelerator 'xen' from --accel: expected one of kvm, hvf, tcg, whpx"
+    assert (
+        message
+        == "unknown QEMU accelerator 'xen' from --accel: expected one of kvm, hvf, tcg, whpx"
+    )
     assert info.value.exit_code == 2
 
 

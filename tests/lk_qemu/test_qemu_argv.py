@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lk_core.errors import HypervisorError, UsageError
 from lk_core.model import PortMapping, Protocol, VolumeMapping
-from qemu_helpers import make_options, pairs, parse_option, split_option, values_of
-
 from lk_qemu.argv import (
     DISK_CACHE,
     OPTION_KEYS,
@@ -26,12 +25,13 @@ from lk_qemu.argv import (
     socket_path_limit,
     stable_mac,
 )
+from qemu_helpers import make_options, pairs, parse_option, split_option, values_of
 
 QEMU = "/usr/bin/qemu-system-x86_64"
 KERNEL = DirectBoot(Path("/img/lk-kernel"), Path("/img/lk-initrd.img"), "console=tty0 quiet")
 
 
-def build(accel: str = "tcg", **overrides: object) -> list[str]:
+def build(accel: str = "tcg", **overrides: Any) -> list[str]:
     direct_boot = overrides.pop("direct_boot", None)
     arch = str(overrides.pop("arch", "x86_64"))
     assert direct_boot is None or isinstance(direct_boot, DirectBoot)
@@ -48,9 +48,9 @@ def drives(argv: list[str]) -> list[dict[str, str]]:
     return [parse_option(value) for value in values_of(argv, "-drive")]
 
 
-def everything(**overrides: object) -> list[str]:
+def everything(**overrides: Any) -> list[str]:
     """An argv that uses every feature at once."""
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "ssh_port": 2222,
         "ports": (
             PortMapping(8080, 80),
@@ -187,7 +187,10 @@ def test_kernel_initrd_without_files_is_an_error() -> None:
         ("console=tty0", "console=tty0 console=ttyS0"),
         ("console=ttyS0", "console=ttyS0"),
         ("console=ttyS0,115200n8 quiet", "console=ttyS0,115200n8 quiet"),
-        ("console=tty0 console=ttyS0 console=ttyAMA0", "console=tty0 console=ttyS0 console=ttyAMA0"),
+        (
+            "console=tty0 console=ttyS0 console=ttyAMA0",
+            "console=tty0 console=ttyS0 console=ttyAMA0",
+        ),
         ("console=ttyS01", "console=ttyS01 console=ttyS0"),
         ("console=ttyS1", "console=ttyS1 console=ttyS0"),
         ("  a\tb\n", "a b console=ttyS0"),
@@ -321,9 +324,7 @@ def test_empty_host_address_becomes_loopback() -> None:
     ),
     ssh_port=st.integers(0, 65535),
 )
-def test_no_forward_ever_has_an_empty_host_address(
-    ports: list[PortMapping], ssh_port: int
-) -> None:
+def test_no_forward_ever_has_an_empty_host_address(ports: list[PortMapping], ssh_port: int) -> None:
     if any(p.host_port == ssh_port and p.protocol == Protocol.TCP for p in ports):
         return
     for arg in everything(ports=tuple(ports), ssh_port=ssh_port):
@@ -406,13 +407,11 @@ def test_cpu_minimum(cpus: int) -> None:
         build(cpus=cpus)
 
 
-@pytest.mark.parametrize(
-    "field", ["image", "console_log", "runtime_dir", "metadata_iso"]
-)
+@pytest.mark.parametrize("field", ["image", "console_log", "runtime_dir", "metadata_iso"])
 def test_relative_paths_are_errors(field: str) -> None:
     # A relative file= value like "nbd:host:1" would be read as a QEMU protocol.
     with pytest.raises(HypervisorError, match="absolute"):
-        build(**{field: Path("nbd:localhost:10809")})
+        build_argv(make_options(**{field: Path("nbd:localhost:10809")}), binary=QEMU, accel="tcg")
 
 
 def test_relative_kernel_is_an_error() -> None:
@@ -480,7 +479,7 @@ def test_id_is_escaped_in_name() -> None:
 
 
 path_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\0"),
     min_size=1,
     max_size=40,
 )

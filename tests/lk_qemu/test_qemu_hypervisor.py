@@ -11,15 +11,15 @@ import pytest
 from lk_core.errors import HypervisorError, UsageError
 from lk_core.hypervisor import Hypervisor
 from lk_core.model import Container
-from qemu_helpers import make_options, values_of
-
-from lk_qemu import plugin
 from lk_qemu.hypervisor import (
     QemuHypervisor,
     default_binary_name,
     find_binary,
     host_arch,
 )
+from qemu_helpers import make_options, values_of
+
+from lk_qemu import plugin
 
 
 def fake_binary(folder: Path, name: str = "qemu-system-x86_64") -> Path:
@@ -243,7 +243,7 @@ def test_build_command_kernel_initrd_without_cmdline(fake_path: Path, tmp_path: 
 
 def test_build_command_kernel_initrd_missing(fake_path: Path, tmp_path: Path) -> None:
     fake_binary(fake_path)
-    with pytest.raises(HypervisorError, match="NAME-initrd.img"):
+    with pytest.raises(HypervisorError, match=r"NAME-initrd\.img"):
         QemuHypervisor().build_command(
             make_options(format="kernel+initrd", image=tmp_path / "nothing")
         )
