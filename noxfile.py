@@ -1,13 +1,13 @@
 """Every developer task: tests, e2e, isolation, lint, typecheck, docs, bench, demo.
 
-    nox -s tests        unit, plugin and lifecycle tests, and the end-to-end
-                        tests that boot real VMs under QEMU
-    nox -s lint         ruff check + ruff format --check
-    nox -s typecheck    mypy (strict on lk_core)
-    nox -s isolation    each distribution installed alone from its wheel
-    nox -s docs         mkdocs build --strict
-    nox -s bench        benchmarks against baselines measured in the same run
-    nox -s demo         boot the demo VM end to end
+nox -s tests        unit, plugin and lifecycle tests, and the end-to-end
+                    tests that boot real VMs under QEMU
+nox -s lint         ruff check + ruff format --check
+nox -s typecheck    mypy (strict on lk_core)
+nox -s isolation    each distribution installed alone from its wheel
+nox -s docs         mkdocs build --strict
+nox -s bench        benchmarks against baselines measured in the same run
+nox -s demo         boot the demo VM end to end
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ nox.options.sessions = ["tests", "lint", "typecheck", "isolation", "docs"]
 
 ROOT = Path(__file__).parent
 DISTRIBUTIONS = ["lk_core", "lk_qemu", "lk_hyperkit", "lk_templates"]
-PLUGIN_DISTRIBUTIONS = {"lk_qemu": {"qemu"}, "lk_hyperkit": {"hyperkit"}, "lk_templates": {"templates"}}
+PLUGIN_DISTRIBUTIONS = {
+    "lk_qemu": {"qemu"},
+    "lk_hyperkit": {"hyperkit"},
+    "lk_templates": {"templates"},
+}
 CORE_PLUGINS = {"json-state", "image-formats", "core-commands"}
 TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "pytest-timeout"]
 
@@ -71,7 +75,10 @@ def typecheck(session: nox.Session) -> None:
 def _plugin_names(python: Path, env: dict[str, str]) -> set[str]:
     out = subprocess.run(
         [str(python), "-m", "lk_core", "plugins", "--json"],
-        check=True, capture_output=True, text=True, env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     ).stdout
     data = json.loads(out)
     if data["failed"]:
@@ -103,7 +110,9 @@ def isolation(session: nox.Session) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             venv.create(tmp, with_pip=True)
             python = Path(tmp) / "bin" / "python"
-            session.run(str(python), "-m", "pip", "install", "-q", *map(wheel, combo), external=True)
+            session.run(
+                str(python), "-m", "pip", "install", "-q", *map(wheel, combo), external=True
+            )
             expected = set(CORE_PLUGINS)
             for dist in combo[1:]:
                 expected |= PLUGIN_DISTRIBUTIONS[dist]
@@ -114,14 +123,22 @@ def isolation(session: nox.Session) -> None:
             lk = Path(tmp) / "bin" / "lk"
             session.run(str(lk), "--help", external=True, silent=True)
             hv = subprocess.run(
-                [str(lk), "hypervisors", "--json"], capture_output=True, text=True,
-                check=True, env={**env, "LK_HOME": tmp},
+                [str(lk), "hypervisors", "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**env, "LK_HOME": tmp},
             ).stdout
-            session.log(f"hypervisors: {[(h['name'], h['available'], h['reason']) for h in json.loads(hv)]}")
+            session.log(
+                f"hypervisors: {[(h['name'], h['available'], h['reason']) for h in json.loads(hv)]}"
+            )
             if combo == ["lk_core", "lk_qemu"]:
                 disabled = subprocess.run(
-                    [str(lk), "hypervisors", "--json"], capture_output=True, text=True,
-                    check=True, env={**env, "LK_HOME": tmp, "LK_DISABLE_PLUGINS": "qemu"},
+                    [str(lk), "hypervisors", "--json"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**env, "LK_HOME": tmp, "LK_DISABLE_PLUGINS": "qemu"},
                 ).stdout
                 if any(h["name"] == "qemu" for h in json.loads(disabled)):
                     session.error("LK_DISABLE_PLUGINS=qemu did not remove qemu")
@@ -132,7 +149,9 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site strictly."""
     install_all(session)
     session.install("mkdocs", "mkdocs-material")
-    session.run("mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site"))
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site")
+    )
 
 
 @nox.session

@@ -78,8 +78,9 @@ def run_lk(sandbox: Path) -> RunLk:
             env={**os.environ, **(env or {})},
         )
         if check and result.returncode != 0:
+            command = " ".join(args)
             raise AssertionError(
-                f"lk {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+                f"lk {command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
         return result
 

@@ -13,8 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from lk_core import hookimpl
 from lk_core.model import Availability, Container, HypervisorOptions
+
+from lk_core import hookimpl
 
 FAKE_VM = Path(__file__).with_name("fake_vm.py")
 
@@ -31,9 +32,12 @@ class FakeHypervisor:
     def build_command(self, options: HypervisorOptions) -> list[str]:
         extra = shlex.split(os.environ.get("FAKE_VM_ARGS", ""))
         return [
-            sys.executable, str(FAKE_VM),
-            "--console", str(options.console_log),
-            "--runtime", str(options.runtime_dir),
+            sys.executable,
+            str(FAKE_VM),
+            "--console",
+            str(options.console_log),
+            "--runtime",
+            str(options.runtime_dir),
             *extra,
         ]
 

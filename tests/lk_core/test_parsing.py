@@ -64,11 +64,6 @@ def test_parse_port_errors(spec: str, why: str) -> None:
     assert excinfo.value.exit_code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ports._port_number accepts str.isdigit() text such as '²' then int() "
-    "raises ValueError instead of UsageError",
-)
 def test_parse_port_non_ascii_digits_are_a_usage_error() -> None:
     with pytest.raises(UsageError):
         parse_port("²:80")

@@ -39,6 +39,8 @@ class JsonStateStore:
         self.path = Path(path)
         self.location = str(self.path)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
+        #: Top-level keys written by a newer lk, kept on write.
+        self._other_keys: dict[str, Any] = {}
 
     # -- reading -----------------------------------------------------------
     def load(self) -> dict[str, Container]:
@@ -60,9 +62,14 @@ class JsonStateStore:
             return {}
         try:
             document = json.loads(text)
-            raw = document.get("containers") or {}
+            if not isinstance(document, dict):
+                raise ValueError("the document is not a JSON object")
+            raw = document.get("containers", {})
             if not isinstance(raw, dict):
                 raise ValueError("'containers' is not an object")
+            self._other_keys = {
+                k: v for k, v in document.items() if k not in ("schema", "containers")
+            }
             version = document.get("schema", SCHEMA_VERSION)
             if isinstance(version, int) and version > SCHEMA_VERSION:
                 raise StateError(
@@ -100,16 +107,23 @@ class JsonStateStore:
     def transaction(self) -> Iterator[dict[str, Container]]:
         """Lock the file and yield its records; save them if the block succeeds."""
         with self._locked():
+            self._remove_stale_temp_files()
             records = self._read()
             before = copy.deepcopy(records)
             yield records
             if records != before:
                 self._write(records)
 
+    def _remove_stale_temp_files(self) -> None:
+        """Delete temp files left by a writer killed mid-save (only writers hold the lock)."""
+        for stale in self.path.parent.glob(".containers-*.tmp"):
+            stale.unlink(missing_ok=True)
+
     def _write(self, records: dict[str, Container]) -> None:
         from lk_core.serialize import container_to_dict
 
         document: dict[str, Any] = {
+            **self._other_keys,
             "schema": SCHEMA_VERSION,
             "containers": {cid: container_to_dict(c) for cid, c in sorted(records.items())},
         }

@@ -188,7 +188,7 @@ class Manager:
             hypervisor_options=dict(options.hypervisor_options),
         )
         with self.store.transaction() as recs:
-            container.id = generate_id(recs)
+            container.id = generate_id({*recs, *(c.name for c in recs.values())})
             if options.name and any(options.name in (c.name, c.id) for c in recs.values()):
                 raise UsageError(f"the name {options.name!r} is already in use")
             recs[container.id] = container

@@ -13,7 +13,7 @@ LOOPBACK = "127.0.0.1"
 
 
 def _port_number(text: str, spec: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise UsageError(f"invalid port mapping {spec!r}: {text!r} is not a port (1-65535)")
     return int(text)
 

@@ -11,19 +11,17 @@ from lk_core.model import Container
 def resolve_ref(ref: str, containers: Iterable[Container]) -> Container:
     """Find the container ``ref`` names.
 
-    An exact ID or name wins; otherwise ``ref`` must be a prefix of exactly
+    An exact ID wins, then an exact name; otherwise ``ref`` must be a prefix of exactly
     one container's ID or name.
     """
     ref = ref.strip()
     if not ref:
         raise UsageError("empty container reference")
     candidates = list(containers)
-    exact = [c for c in candidates if ref in (c.id, c.name)]
-    if len(exact) == 1:
-        return exact[0]
-    matches = exact or [
-        c for c in candidates if c.id.startswith(ref) or (c.name and c.name.startswith(ref))
-    ]
+    for exact in ([c for c in candidates if c.id == ref], [c for c in candidates if c.name == ref]):
+        if len(exact) == 1:
+            return exact[0]  # an exact ID wins, then an exact name
+    matches = [c for c in candidates if c.id.startswith(ref) or (c.name and c.name.startswith(ref))]
     if not matches:
         raise NotFoundError(f"no such container: {ref}")
     if len(matches) > 1:
