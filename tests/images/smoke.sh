@@ -21,7 +21,7 @@ export LC_ALL=C
 dir=${1:?usage: smoke.sh OUTDIR}
 dir=$(cd "$dir" && pwd)
 work=$(mktemp -d /tmp/lk-smoke.XXXXXX)
-port=${LK_SMOKE_PORT:-$((20000 + RANDOM % 20000))}
+port=${LK_SMOKE_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 qemu_pid=
 cleanup() {
     [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
@@ -35,29 +35,27 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# The base argv (the same as the host side of the project uses).
-base_argv() {
-    echo -machine q35 -accel tcg -cpu max -m 512 -smp 1 -display none \
-        -serial "file:$work/serial.log" -qmp "unix:$work/qmp.sock,server=on,wait=off" \
-        -pidfile "$work/qemu.pid" -device virtio-rng-pci
-}
-net_argv() {   # $1: NIC model
-    echo -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" -device "$1,netdev=n0"
-}
-format_argv() {
+# qemu_argv FORMAT NIC: sets the array argv to a QEMU command line booting
+# FORMAT (iso raw qcow2 vmdk kernel) with a NIC of model NIC, user-mode net
+# and ssh forwarded from 127.0.0.1:$port (the argv the project's host side uses).
+qemu_argv() {
+    argv=(-machine q35 -accel tcg -cpu max -m 512 -smp 1 -display none
+          -serial "file:$work/serial.log" -qmp "unix:$work/qmp.sock,server=on,wait=off"
+          -pidfile "$work/qemu.pid" -device virtio-rng-pci
+          -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" -device "$2,netdev=n0")
     case "$1" in
-        iso)    echo -drive "file=$dir/lk-test.iso,media=cdrom,if=none,id=cd0,readonly=on" \
-                     -device ide-cd,drive=cd0,bus=ide.0,bootindex=0 ;;
-        raw)    echo -drive "file=$dir/lk-test-bios.img,format=raw,if=virtio,snapshot=on" ;;
-        qcow2)  echo -drive "file=$dir/lk-test.qcow2,format=qcow2,if=virtio,snapshot=on" ;;
-        vmdk)   echo -drive "file=$dir/lk-test.vmdk,format=vmdk,if=virtio,snapshot=on" ;;
-        kernel) echo -kernel "$dir/lk-test-kernel" -initrd "$dir/lk-test-initrd.img" ;;
+        iso)    argv+=(-drive "file=$dir/lk-test.iso,media=cdrom,if=none,id=cd0,readonly=on"
+                       -device ide-cd,drive=cd0,bus=ide.0,bootindex=0) ;;
+        raw)    argv+=(-drive "file=$dir/lk-test-bios.img,format=raw,if=virtio,snapshot=on") ;;
+        qcow2)  argv+=(-drive "file=$dir/lk-test.qcow2,format=qcow2,if=virtio,snapshot=on") ;;
+        vmdk)   argv+=(-drive "file=$dir/lk-test.vmdk,format=vmdk,if=virtio,snapshot=on") ;;
+        kernel) argv+=(-kernel "$dir/lk-test-kernel" -initrd "$dir/lk-test-initrd.img"
+                       -append "$(cat "$dir/lk-test-cmdline")") ;;
     esac
 }
-meta_argv() {  # the metadata CD, on the second AHCI port
-    echo -drive "file=$work/meta.iso,media=cdrom,readonly=on,if=none,id=meta" \
-         -device ide-cd,drive=meta,bus=ide.1
-}
+# the metadata CD, on the second AHCI port of q35
+meta_argv=(-drive "file=$work/meta.iso,media=cdrom,readonly=on,if=none,id=meta"
+           -device ide-cd,drive=meta,bus=ide.1)
 
 # start NAME ARGV... : starts QEMU in the background (its exit status goes
 # to $work/qemu.rc), then waits for the ready line.
@@ -137,9 +135,14 @@ stop_hard() {
     qemu_pid=
 }
 
-ssh_() {
-    ssh -p "$port" -i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes root@127.0.0.1 "$@"
+ssh_opts=(-i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+          -o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes)
+ssh_() { ssh -p "$port" "${ssh_opts[@]}" root@127.0.0.1 "$@"; }
+sftp_put() {  # sftp_put LOCAL REMOTE
+    echo "put $1 $2" | sftp -P "$port" "${ssh_opts[@]}" -b - root@127.0.0.1 >/dev/null
+}
+scp_get() {   # scp_get REMOTE LOCAL, with the legacy scp protocol (runs scp in the guest)
+    scp -O -q -P "$port" "${ssh_opts[@]}" "root@127.0.0.1:$1" "$2"
 }
 check() {  # check NAME EXPECTED COMMAND...: COMMAND's output must contain EXPECTED
     local name=$1 expected=$2 out; shift 2
@@ -167,19 +170,13 @@ xorriso -as mkisofs -quiet -V config-2 -o "$work/meta.iso" "$work/meta" 2>/dev/n
 
 # --- every format: boot, ready, ACPI power-down -------------------------------
 for fmt in iso raw qcow2 vmdk kernel; do
-    # shellcheck disable=SC2046
-    if [ "$fmt" = kernel ]; then
-        start "$fmt" $(base_argv) $(net_argv virtio-net-pci) $(format_argv kernel) \
-            -append "$(cat "$dir/lk-test-cmdline")" || continue
-    else
-        start "$fmt" $(base_argv) $(net_argv virtio-net-pci) $(format_argv "$fmt") || continue
-    fi
-    powerdown "$fmt"
+    qemu_argv "$fmt" virtio-net-pci
+    start "$fmt" "${argv[@]}" && powerdown "$fmt"
 done
 
 # --- boot ISO on ide.0 + metadata CD on ide.1: ssh, pty, 9p, sftp, scp ---------
-# shellcheck disable=SC2046
-if start "iso+metadata" $(base_argv) $(net_argv virtio-net-pci) $(format_argv iso) $(meta_argv) \
+qemu_argv iso virtio-net-pci
+if start "iso+metadata" "${argv[@]}" "${meta_argv[@]}" \
         -fsdev "local,id=fs0,path=$work/share,security_model=none,readonly=on" \
         -device virtio-9p-pci,fsdev=fs0,mount_tag=lkvol0; then
     check "mounted line" "lk-test: mounted lkvol0 at /data" cat "$work/serial.log"
@@ -189,22 +186,15 @@ if start "iso+metadata" $(base_argv) $(net_argv virtio-net-pci) $(format_argv is
     check "9p volume" "hello from the host" ssh_ cat /data/hello.txt
     check "9p is read-only" "Read-only" ssh_ 'touch /data/x'
     echo "sftp upload" > "$work/up.txt"
-    check "sftp" "sftp upload" bash -c "printf 'put %s /tmp/up.txt\n' '$work/up.txt' |
-        sftp -b - -P $port -i '$work/key' -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-             -o LogLevel=ERROR root@127.0.0.1 >/dev/null && ssh -p $port -i '$work/key' \
-             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-             root@127.0.0.1 cat /tmp/up.txt"
-    check "scp (legacy protocol)" "sftp upload" bash -c "scp -O -q -P $port -i '$work/key' \
-        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-        root@127.0.0.1:/tmp/up.txt '$work/down.txt' && cat '$work/down.txt'"
+    check "sftp" "sftp upload" eval 'sftp_put "$work/up.txt" /tmp/up.txt && ssh_ cat /tmp/up.txt'
+    check "scp" "sftp upload" eval 'scp_get /tmp/up.txt "$work/down.txt" && cat "$work/down.txt"'
     ssh_ poweroff || true
     wait_exit "poweroff over ssh"
 fi
 
 # --- kernel+initrd with an e1000 NIC -------------------------------------------
-# shellcheck disable=SC2046
-if start "kernel+e1000" $(base_argv) $(net_argv e1000) $(format_argv kernel) $(meta_argv) \
-        -append "$(cat "$dir/lk-test-cmdline")"; then
+qemu_argv kernel e1000
+if start "kernel+e1000" "${argv[@]}" "${meta_argv[@]}"; then
     check "ssh over e1000" "ok" ssh_ 'echo ok'
     powerdown "kernel+e1000"
 fi

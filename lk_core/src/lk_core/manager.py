@@ -135,16 +135,17 @@ class Manager:
         hv = (
             self.plugins.get_hypervisor(options.hypervisor)
             if options.hypervisor
-            else self.plugins.detect_hypervisor()
+            else self.plugins.detect_hypervisor(fmt)
         )
         availability = hv.availability()
         if not availability.available:
             raise HypervisorError(f"hypervisor {hv.name} is not available: {availability.reason}")
         if fmt not in hv.formats:
+            explain = getattr(hv, "explain_format", None)
+            reason = explain(fmt) if callable(explain) else None
             supported = ", ".join(sorted(hv.formats))
-            raise ImageFormatError(
-                f"hypervisor {hv.name} cannot boot {fmt} images (it supports: {supported})"
-            )
+            default = f"hypervisor {hv.name} cannot boot {fmt} images (it supports: {supported})"
+            raise ImageFormatError(reason or default)
         if options.name and not _NAME.match(options.name):
             raise UsageError(
                 f"invalid name {options.name!r}: use letters, digits, '.', '_' or '-' "

@@ -158,15 +158,21 @@ class Plugins:
             known = ", ".join(sorted(hypervisors)) or "none (install lk-qemu)"
             raise NotFoundError(f"unknown hypervisor {name!r}; known: {known}") from None
 
-    def detect_hypervisor(self) -> Hypervisor:
-        """The best available hypervisor (highest priority first)."""
+    def detect_hypervisor(self, image_format: str | None = None) -> Hypervisor:
+        """The best available hypervisor (highest priority first).
+
+        With ``image_format``, only hypervisors that can boot that format count.
+        """
         ranked = sorted(self.hypervisors().values(), key=lambda h: (-h.priority, h.name))
         reasons = []
         for hv in ranked:
             availability = hv.availability()
-            if availability.available:
+            if not availability.available:
+                reasons.append(f"{hv.name}: {availability.reason}")
+            elif image_format is not None and image_format not in hv.formats:
+                reasons.append(f"{hv.name}: cannot boot {image_format} images")
+            else:
                 return hv
-            reasons.append(f"{hv.name}: {availability.reason}")
         detail = f" ({'; '.join(reasons)})" if reasons else ""
         raise HypervisorError(f"no hypervisor available: install qemu or hyperkit (macOS){detail}")
 

@@ -74,9 +74,12 @@ __all__ = [
     "get_template",
     "is_plain_safe",
     "list_templates",
+    "load_var_file",
+    "parse_var_file",
     "render_yaml",
     "run_defaults",
     "template_defaults",
+    "template_sources",
     "template_variables",
     "validate_template_name",
     "yaml_error_location",
@@ -287,6 +290,14 @@ def _sources(sources: Iterable[TemplateSource] | None) -> list[TemplateSource]:
     return sorted(found, key=lambda s: -s.priority)
 
 
+def template_sources(sources: Iterable[TemplateSource] | None = None) -> list[TemplateSource]:
+    """The template sources in precedence order (highest priority first).
+
+    ``sources`` defaults to those of the installed plugins.
+    """
+    return _sources(sources)
+
+
 def _call(source: TemplateSource, what: str, function: Callable[[], Any]) -> Any:
     """Call into a source; turn a crash (not an LkError) into a one-line PluginError."""
     try:
@@ -409,6 +420,102 @@ def apply_template(
     if the template is not valid YAML or a value cannot be placed safely.
     """
     return render_yaml(get_template(name, sources=sources), variables, name=name)
+
+
+# ---------------------------------------------------------------------------
+# Variable files
+# ---------------------------------------------------------------------------
+
+_MAPPING_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def parse_var_file(
+    text: str, mapping: bool = False, *, origin: str = "variables file"
+) -> dict[str, str]:
+    """Parse the text of a ``--var-file`` into ``{NAME: VALUE}``.
+
+    Two formats:
+
+    * ``mapping=False``: one ``NAME=VALUE`` per line; the value is the rest of
+      the line, verbatim (no quote removal, no escapes; a trailing ``\\r`` is
+      dropped). Blank lines and lines whose first non-blank character is
+      ``#`` are skipped. A line without ``=`` is an error.
+    * ``mapping=True``: a YAML or JSON mapping of names to scalars. Every
+      value is read as the text written (``MEMORY: 0600`` gives ``"0600"``,
+      ``ON: yes`` gives ``"yes"``); a multi-line string is a block scalar or
+      a quoted string with ``\\n``. Lists and mappings as values are errors.
+
+    Names must match ``[A-Za-z_][A-Za-z0-9_]*``. Raises :class:`TemplateError`
+    naming ``origin`` and the line.
+    """
+    from lk_core.templating import is_variable_name
+
+    result: dict[str, str] = {}
+    if not mapping:
+        for number, raw in enumerate(text.split("\n"), start=1):
+            line = raw[:-1] if raw.endswith("\r") else raw
+            stripped = line.lstrip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            name, separator, value = stripped.partition("=")
+            if not separator:
+                raise TemplateError(f"{origin}, line {number}: expected NAME=VALUE, got {line!r}")
+            if not is_variable_name(name):
+                raise TemplateError(
+                    f"{origin}, line {number}: invalid variable name {name!r} "
+                    "(names must match [A-Za-z_][A-Za-z0-9_]*)"
+                )
+            result[name] = value
+        return result
+    import yaml
+
+    try:
+        loaded = yaml.load(text, Loader=yaml.BaseLoader)  # BaseLoader: all scalars stay text
+    except yaml.YAMLError as error:
+        location = yaml_error_location(error)
+        where = f", line {location[0]}, column {location[1]}" if location else ""
+        raise TemplateError(f"{origin}{where}: {_yaml_problem(error)}") from None
+    if loaded is None or loaded == "":
+        return result
+    if not isinstance(loaded, dict):
+        raise TemplateError(f"{origin}: expected a mapping of NAME: VALUE")
+    for name, value in loaded.items():
+        if not isinstance(name, str) or not is_variable_name(name):
+            raise TemplateError(
+                f"{origin}: invalid variable name {name!r} "
+                "(names must match [A-Za-z_][A-Za-z0-9_]*)"
+            )
+        if not isinstance(value, str):
+            raise TemplateError(
+                f"{origin}: the value of {name} must be text, not a list or mapping"
+            )
+        result[name] = value
+    return result
+
+
+def load_var_file(path: str | Path) -> dict[str, str]:
+    """Read a ``--var-file`` into ``{NAME: VALUE}``.
+
+    ``.json``, ``.yaml`` and ``.yml`` files are mappings, anything else is
+    ``NAME=VALUE`` lines; ``-`` reads ``NAME=VALUE`` lines from standard input. See
+    :func:`parse_var_file`. Raises :class:`TemplateError` for an unreadable
+    or malformed file.
+    """
+    if str(path) == "-":
+        import sys
+
+        return parse_var_file(sys.stdin.read(), origin="standard input")
+    file = Path(path).expanduser()
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise TemplateError(f"variables file {path} is not UTF-8 text") from None
+    except OSError as error:
+        raise TemplateError(
+            f"cannot read variables file {path}: {error.strerror or error}"
+        ) from None
+    mapping = file.suffix.lower() in _MAPPING_SUFFIXES
+    return parse_var_file(text, mapping, origin=f"variables file {path}")
 
 
 # ---------------------------------------------------------------------------

@@ -5,9 +5,12 @@ Kept tiny: it is imported by every ``lk`` command.
 
 from __future__ import annotations
 
-from lk_core.template_source import TemplateSource
+from typing import TYPE_CHECKING
 
 from lk_core import hookimpl
+
+if TYPE_CHECKING:
+    from lk_core.template_source import TemplateSource
 
 
 @hookimpl(trylast=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lk_core.model import Template
 from lk_core.template_source import TemplateSource
@@ -30,6 +31,9 @@ from lk_core.templates import (
     describe_template,
     validate_template_name,
 )
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 WORKSPACE_PRIORITY = 40
 USER_PRIORITY = 30
@@ -76,7 +80,7 @@ class EmbeddedSource:
     def __repr__(self) -> str:
         return "EmbeddedSource()"
 
-    def _folder(self) -> resources.abc.Traversable:
+    def _folder(self) -> Traversable:
         return resources.files(EMBEDDED_PACKAGE).joinpath(EMBEDDED_FOLDER)
 
     def list_templates(self) -> list[Template]:
@@ -101,7 +105,8 @@ class EmbeddedSource:
         for ext in TEMPLATE_EXTENSIONS:
             entry = self._folder().joinpath(name + ext)
             if entry.is_file():
-                return entry.read_text(encoding="utf-8")
+                text: str = entry.read_text(encoding="utf-8")
+                return text
         return None
 
 

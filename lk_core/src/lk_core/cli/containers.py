@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from lk_core.cli.completion import complete_active_refs, complete_hypervisors, complete_refs
+
 if TYPE_CHECKING:
     from lk_core.manager import Manager
     from lk_core.model import Container
@@ -45,7 +47,12 @@ def _manager() -> Manager:
     metavar="HOST_DIR:GUEST_PATH[:ro]",
     help="Share a host directory with the guest over 9p. Repeatable.",
 )
-@click.option("--hypervisor", default="", help="Hypervisor to use (see 'lk hypervisors').")
+@click.option(
+    "--hypervisor",
+    default="",
+    help="Hypervisor to use (see 'lk hypervisors').",
+    shell_complete=complete_hypervisors,
+)
 @click.option("--accel", default="", help="Accelerator for QEMU: kvm, hvf, tcg (default: auto).")
 @click.option("--ssh-port", default=0, type=int, help="Host port for SSH (default: a free one).")
 @click.option("--ssh-key", default="", help="Private key the VM trusts (default: lk's own).")
@@ -178,7 +185,9 @@ def _emit(data: Any, fmt: str) -> None:
 
 
 @click.command("stop")
-@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.argument(
+    "refs", nargs=-1, required=True, metavar="REF...", shell_complete=complete_active_refs
+)
 @click.option(
     "-t",
     "--time",
@@ -200,7 +209,7 @@ def stop_command(refs: tuple[str, ...], timeout: float, force: bool) -> int:
 
 
 @click.command("logs")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_refs)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the VM exits.")
 @click.option("-n", "--tail", default=None, type=int, help="Only the last N lines.")
 def logs_command(ref: str, follow: bool, tail: int | None) -> None:
@@ -214,7 +223,7 @@ def logs_command(ref: str, follow: bool, tail: int | None) -> None:
 
 
 @click.command("rm")
-@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.argument("refs", nargs=-1, required=True, metavar="REF...", shell_complete=complete_refs)
 @click.option("-f", "--force", is_flag=True, help="Stop running containers first.")
 def rm_command(refs: tuple[str, ...], force: bool) -> None:
     """Remove containers: record, console log and runtime files."""
@@ -223,7 +232,7 @@ def rm_command(refs: tuple[str, ...], force: bool) -> None:
 
 
 @click.command("inspect")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_refs)
 def inspect_command(ref: str) -> None:
     """Show everything lk knows about a container, as JSON."""
     click.echo(json.dumps(_manager().inspect(ref), indent=2))

@@ -1,17 +1,42 @@
-"""``lk plugins`` and ``lk hypervisors``: what is installed and what can run here."""
+"""``lk plugins``, ``lk hypervisors``, ``lk version``: what is installed and what can run here."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _format_options(function: _F) -> _F:
+    """Add ``--format table|json`` and its alias ``--json`` to a listing command."""
+    function = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Same as --format json.",
+    )(function)
+    function = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(function)
+    return function
+
 
 @click.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plugins_command(as_json: bool) -> None:
-    """List loaded plugins, their distribution, version and hooks."""
+@_format_options
+def plugins_command(fmt: str, as_json: bool) -> None:
+    """List loaded plugins, their distribution, version and hooks.
+
+    Plugins that failed to load are listed too (in JSON under "failed").
+    """
     from lk_core.plugins import get_plugins
 
     plugins = get_plugins()
@@ -27,7 +52,7 @@ def plugins_command(as_json: bool) -> None:
     failed = [
         {"name": f.name, "distribution": f.distribution, "error": f.error} for f in plugins.failures
     ]
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps({"plugins": rows, "failed": failed}, indent=2))
         return
     from lk_core.table import render_table
@@ -43,8 +68,8 @@ def plugins_command(as_json: bool) -> None:
 
 
 @click.command("hypervisors")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def hypervisors_command(as_json: bool) -> None:
+@_format_options
+def hypervisors_command(fmt: str, as_json: bool) -> None:
     """List every hypervisor plugins provide, and whether it can run here."""
     from lk_core.plugins import get_plugins
 
@@ -68,7 +93,7 @@ def hypervisors_command(as_json: bool) -> None:
                 "description": hv.description,
             }
         )
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
     from lk_core.table import render_table
@@ -85,4 +110,14 @@ def hypervisors_command(as_json: bool) -> None:
         click.echo("* used when --hypervisor is not given")
 
 
-COMMANDS: tuple[click.Command, ...] = (plugins_command, hypervisors_command)
+@click.command("version")
+def version_command() -> None:
+    """Show the version of lk and of every plugin distribution (same as lk --version)."""
+    from lk_core.plugins import get_plugins
+    from lk_core.version import version_lines
+
+    for line in version_lines(get_plugins()):
+        click.echo(line)
+
+
+COMMANDS: tuple[click.Command, ...] = (plugins_command, hypervisors_command, version_command)

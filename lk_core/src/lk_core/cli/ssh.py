@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from lk_core.cli.completion import complete_active_refs, complete_cp_path
+
 
 def _progress_printer(ref: str) -> object:
     if not sys.stderr.isatty():
@@ -30,7 +32,7 @@ def wait_until_ssh(ref: str, timeout: float) -> float:
 
 
 @click.command("wait")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_active_refs)
 @click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds to wait.")
 def wait_command(ref: str, timeout: float) -> None:
     """Wait until a container's SSH server answers."""
@@ -51,7 +53,7 @@ def _parse_env(items: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_active_refs)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
 @click.option("-i", "--interactive", is_flag=True, help="Forward stdin even from a terminal.")
@@ -86,7 +88,7 @@ def exec_command(
 
 
 @click.command("shell")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_active_refs)
 def shell_command(ref: str) -> int:
     """Open an interactive login shell in a running container."""
     from lk_core.manager import Manager
@@ -96,8 +98,8 @@ def shell_command(ref: str) -> int:
 
 
 @click.command("cp")
-@click.argument("source")
-@click.argument("destination")
+@click.argument("source", shell_complete=complete_cp_path)
+@click.argument("destination", shell_complete=complete_cp_path)
 def cp_command(source: str, destination: str) -> None:
     """Copy a file into or out of a container: lk cp ./f REF:/path, lk cp REF:/path ./f."""
     from lk_core.errors import UsageError
