@@ -105,7 +105,9 @@ def isolation(session: nox.Session) -> None:
         return str(found)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LK_", "VIRTUAL_ENV"))}
-    combos = [["lk_core", "lk_qemu"]] + [["lk_core", p] for p in PLUGIN_DISTRIBUTIONS]
+    combos = [["lk_core", p] for p in PLUGIN_DISTRIBUTIONS] + [
+        ["lk_core", "lk_qemu", "lk_hyperkit"]
+    ]
     for combo in combos:
         with tempfile.TemporaryDirectory() as tmp:
             venv.create(tmp, with_pip=True)
@@ -132,6 +134,10 @@ def isolation(session: nox.Session) -> None:
             session.log(
                 f"hypervisors: {[(h['name'], h['available'], h['reason']) for h in json.loads(hv)]}"
             )
+            if "lk_hyperkit" in combo and sys.platform != "darwin":
+                hyperkit = next(h for h in json.loads(hv) if h["name"] == "hyperkit")
+                if hyperkit["available"] or not hyperkit["reason"]:
+                    session.error(f"hyperkit should be unavailable with a reason: {hyperkit}")
             if combo == ["lk_core", "lk_qemu"]:
                 disabled = subprocess.run(
                     [str(lk), "hypervisors", "--json"],

@@ -229,3 +229,18 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_spaces_and_commas_in_every_path(run_lk, qemu_env, test_image_dir, monkeypatch):
+    home = qemu_env / "lk home, v2"
+    monkeypatch.setenv("LK_HOME", str(home))
+    image = copy_image(test_image_dir, "lk-test.qcow2", qemu_env / "disk images, old")
+    share = qemu_env / "shared files, too"
+    share.mkdir()
+    (share / "note, 1.txt").write_text("commas are fine\n")
+    cid = boot(run_lk, image, "-v", f"{share}:/mnt/share", "--wait")
+    assert "," in record(home, cid)["image"]
+    out = run_lk("exec", cid, "--", "cat", "/mnt/share/note, 1.txt", check=True).stdout
+    assert out == "commas are fine\n"
+    run_lk("stop", cid, check=True)
+    assert SHUTDOWN in (home / "logs" / f"{cid}.log").read_text(errors="replace")
