@@ -117,7 +117,7 @@ class FakeQmp:
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     """A folder with a short path (unix socket paths are limited)."""
-    folder = Path(tempfile.mkdtemp(prefix="lkq", dir="/tmp"))
+    folder = Path(tempfile.mkdtemp(prefix="lkqemu-", dir="/tmp"))
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
