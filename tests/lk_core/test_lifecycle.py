@@ -274,3 +274,30 @@ def test_foreground_run_streams_console_and_ctrl_c_stops_gracefully(sandbox, iso
     assert "lk-test: shutting down" in rest
     (record,) = state(sandbox).values()
     assert record["status"] == "stopped"
+
+
+def test_wait_reports_a_vm_that_dies_while_booting(run_lk, sandbox, iso_image):
+    result = run_lk(
+        *RUN, "--wait", str(iso_image), env={"FAKE_VM_ARGS": "--exit-after 0.5 --exit-code 4"}
+    )
+    assert result.returncode != 0
+    assert "before SSH answered" in result.stderr and "guest crashed" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_wait_times_out_with_the_last_console_lines(run_lk, sandbox, iso_image):
+    cid = start(run_lk, iso_image)
+    result = run_lk("wait", "--timeout", "1", cid)
+    assert result.returncode != 0
+    assert "did not answer within 1s" in result.stderr and "lk-test: ready" in result.stderr
+
+
+def test_exec_on_a_stopped_container_is_a_clear_error(run_lk, sandbox, iso_image):
+    cid = start(run_lk, iso_image)
+    run_lk("stop", cid, check=True)
+    result = run_lk("exec", cid, "--", "true")
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        f"lk: error: container {cid} is stopped: exec needs a running container "
+        "(start one with lk run)"
+    )
