@@ -1,4 +1,4 @@
-"""Fixtures for the template tests: an isolated workspace, LK_HOME and HOME; the real CLI; fake linuxkit."""
+"""Fixtures for the template tests: isolated workspace, LK_HOME and HOME; the CLI; fake linuxkit."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_image_dir() -> Path | None:
 
 @pytest.fixture
 def fake_linuxkit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_image_dir: Path | None
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_image_dir: Path | None
 ) -> Path:
     """Install the fake linuxkit as ``$LK_LINUXKIT``; returns the log of its invocations."""
     wrapper = tmp_path / "bin" / "linuxkit"

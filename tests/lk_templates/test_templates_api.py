@@ -196,7 +196,7 @@ def test_describe_template(content: str, expected: str) -> None:
 
 
 def test_template_variables_and_apply(workspace: Path) -> None:
-    required, optional = template_variables("core-dev")
+    required, _ = template_variables("core-dev")
     assert required == ["SSH_KEY"]
     with pytest.raises(MissingVariablesError) as info:
         apply_template("core-dev", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +53,9 @@ files:
       stripped ${V}
 multi_double: "start ${V}
   middle ${V} end"
+multi_lead: "first
+  ${V} rest"
+escapes: "tab\\t \\"${V}\\" \\\\"
 after: done  # ${SAFE}
 """
 
@@ -189,7 +193,7 @@ def test_two_variables_side_by_side(a: str, b: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=200))
 def test_values_as_mapping_keys(value: str) -> None:
     template = "prefix_${K}: 1\n${K}: 2\nother: 3\n"
     document = yaml.safe_load(render_yaml(template, {"K": "k" + value}))
@@ -309,6 +313,29 @@ def test_windows_line_endings() -> None:
     assert yaml.safe_load(render_yaml(template, {"V": "x\ny"})) == {"a": "x\ny", "b": "x\ny\n"}
 
 
+def test_documents_with_markers_and_directives() -> None:
+    template = "%YAML 1.1\n---\n# c\nk: ${V}\n...\n"
+    assert yaml.safe_load(render_yaml(template, {"V": "a: b"})) == {"k": "a: b"}
+
+
+def test_multiline_single_quoted_refuses_what_it_cannot_hold() -> None:
+    template = "k: 'one\n  ${V} two'\n"
+    assert yaml.safe_load(render_yaml(template, {"V": "it's"})) == {"k": "one it's two"}
+    with pytest.raises(TemplateError, match="multi-line single-quoted"):
+        render_yaml(template, {"V": "x\ny"})
+
+
+def test_multiline_plain_scalar_refuses_a_value_needing_quotes() -> None:
+    template = "k: hello ${V}\n  world\nother: 1\n"
+    assert yaml.safe_load(render_yaml(template, {"V": "there"})) == {
+        "k": "hello there world",
+        "other": 1,
+    }
+    with pytest.raises(TemplateError) as info:
+        render_yaml(template, {"V": "a: b"}, name="t")
+    assert "the value of V cannot be used at line 1, column 10" in str(info.value)
+
+
 def test_no_variables_is_a_validity_check_only() -> None:
     assert render_yaml("a: 1\n", {"UNUSED": "x"}) == "a: 1\n"
 
@@ -354,7 +381,7 @@ def test_empty_value_alone_in_multiline_quoted_scalar_is_refused() -> None:
         ("a: 1\nb: [unclosed\nc: 2\n", "line 3, column 2"),
         ("kernel:\n  image: x\n bad: indent\n", "line 3, column 2"),
         ("a: ${LONG_NAME_VARIABLE} b: c\n", "line 1, column 27"),
-        ('k: "${V}" trailing: x\n', "line 1, column 19"),
+        ('k: "${V}" trailing: x\n', "line 1, column 11"),
     ],
 )
 def test_invalid_template_reports_line_and_column(template: str, where: str) -> None:
@@ -365,10 +392,7 @@ def test_invalid_template_reports_line_and_column(template: str, where: str) -> 
     assert "\n" not in message
 
 
-def test_core_dev_with_an_ssh_key() -> None:
-    from lk_core.templates import DirectorySource
-
-    del DirectorySource  # the embedded template comes through the installed plugin
+def test_core_dev_with_an_ssh_key(workspace: Path) -> None:
     from lk_core.templates import apply_template
 
     key = "ssh-ed25519 AAAA... me@host"

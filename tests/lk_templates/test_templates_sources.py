@@ -380,3 +380,34 @@ def test_plugin_entry_point_registers_the_sources(workspace: Path) -> None:
     assert "templates" in plugins.infos
     assert plugins.infos["templates"].hooks == ("register_template_sources",)
     assert plugins.infos["templates"].distribution == "lk-templates"
+
+
+def _python_blocks() -> list[str]:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "templates.md"
+    text = docs.read_text()
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_docs_plugin_examples_work(workspace: Path) -> None:
+    import types
+
+    blocks = _python_blocks()
+    plugins = [b for b in blocks if "@hookimpl" in b]
+    assert len(plugins) == 2
+    extra = []
+    for index, code in enumerate(plugins):
+        module = types.ModuleType(f"doc_example_{index}")
+        exec(compile(code, f"docs/templates.md#{index}", "exec"), module.__dict__)
+        extra.append((module.__name__, module))
+    set_plugins(new_plugins(extra=extra))
+    names = [s.name for s in template_sources()]
+    assert names.index("workspace") < names.index("company") < names.index("user")
+    assert names.index("legacy-home") < names.index("catalogue") < names.index("embedded")
+    assert {t.name: t.source for t in list_templates()}["redis"] == "catalogue"
+    assert get_template("redis").startswith("# Redis server")
+    assert [t.description for t in list_templates() if t.name == "redis"] == ["Redis server"]
+
+
+def test_docs_api_listing_names_real_functions() -> None:
+    (api,) = [b for b in _python_blocks() if "from lk_core.linuxkit import" in b]
+    exec(compile(api, "docs/templates.md#api", "exec"), {})

@@ -34,6 +34,11 @@ _EXPORTS = {
     "TemplateSource": "lk_core.template_source",
     "StateStore": "lk_core.state",
     "get_plugins": "lk_core.plugins",
+    "Manager": "lk_core.manager",
+    "ExecResult": "lk_core.ssh",
+    "apply_template": "lk_core.templates",
+    "get_template": "lk_core.templates",
+    "list_templates": "lk_core.templates",
     "get_hypervisor": "lk_core.images",
     "detect_hypervisor": "lk_core.images",
 }

@@ -394,7 +394,15 @@ class Manager:
             if container.is_active:
                 self.stop(container.id, force=True)
             self.cleanup(container.id)
+        self._prune_template_builds()
         return targets
+
+    def _prune_template_builds(self) -> None:
+        """Delete cached template builds that no container uses any more."""
+        from lk_core.linuxkit import default_build_cache_dir, prune_unused_builds
+
+        if default_build_cache_dir().is_dir():
+            prune_unused_builds({c.image for c in self.ops.all()}, min_age=60.0)
 
     def logs(
         self, ref: str, follow: bool = False, tail: int | None = None, poll: float = 0.1

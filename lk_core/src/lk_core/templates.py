@@ -1324,6 +1324,28 @@ def render_yaml(content: str, variables: Mapping[str, str], *, name: str = "temp
     """
     content = content.replace("\r\n", "\n")
     text, slots, segments, token = _prepare(content, variables)
+    regions = _scan_regions(text)
+    starts = [r.start for r in regions]
+    grouped: dict[int, list[_Slot]] = {}
+    loose: list[_Slot] = []
+    for slot in slots:
+        index = bisect.bisect_right(starts, slot.start) - 1
+        if index >= 0 and regions[index].end >= slot.end and regions[index].kind != "other":
+            grouped.setdefault(index, []).append(slot)
+        else:
+            loose.append(slot)
+    if loose:
+        # Anchors, aliases and tags must match each other: give every use of a
+        # name there the same sentinel (same length, so offsets do not move).
+        names = sorted({s.name for s in loose})
+        renamed = {n: f"zlk{token}9{i:04d}z" for i, n in enumerate(names)}
+        chars = list(text)
+        for position, slot in enumerate(loose):
+            loose[position] = attrs.evolve(slot, sentinel=renamed[slot.name])
+            chars[slot.start : slot.end] = renamed[slot.name]
+        text = "".join(chars)
+        by_start = {s.start: s for s in loose}
+        slots = [by_start.get(s.start, s) for s in slots]
     try:
         original = _load(text)
     except Exception as error:
@@ -1344,16 +1366,6 @@ def render_yaml(content: str, variables: Mapping[str, str], *, name: str = "temp
         return text
     pattern = re.compile(f"zlk{token}[0-9]{{5}}z")
     renderer = _Renderer(text, slots, pattern)
-    regions = _scan_regions(text)
-    starts = [r.start for r in regions]
-    grouped: dict[int, list[_Slot]] = {}
-    loose: list[_Slot] = []
-    for slot in slots:
-        index = bisect.bisect_right(starts, slot.start) - 1
-        if index >= 0 and regions[index].end >= slot.end:
-            grouped.setdefault(index, []).append(slot)
-        else:
-            loose.append(slot)
     per_region: list[tuple[list[_Slot], list[tuple[int, int, str]]]] = []
     try:
         for index in sorted(grouped):

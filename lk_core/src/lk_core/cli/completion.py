@@ -9,7 +9,8 @@ the script that wires this up (the same as ``_LK_COMPLETE=SHELL_source lk``).
 Completing must be quick and must never fail: the functions here read the
 state store as it is (no liveness checks, no processes signalled, nothing
 written), swallow every error, and return nothing rather than a traceback in
-the middle of the user's command line. Only click is imported at module level.
+the middle of the user's command line. Only click is imported at module level
+(``click.shell_completion`` only when completing).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import os
 from typing import TYPE_CHECKING
 
 import click
-from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from lk_core.model import Container
 
 #: The shells ``lk completion`` knows (Click's own completion classes).
@@ -55,6 +57,8 @@ def ref_candidates(incomplete: str, active_only: bool = False) -> list[Completio
     with it are both offered. ``active_only`` keeps the containers stored as
     starting or running (for ``stop``, ``exec``, ``shell``, ``wait``).
     """
+    from click.shell_completion import CompletionItem
+
     items: list[CompletionItem] = []
     seen: set[str] = set()
     for container in _records():
@@ -104,6 +108,8 @@ def complete_cp_path(
     are offered as ``NAME:`` and the shell's file completion is asked for too
     (bash uses it only when no container matches).
     """
+    from click.shell_completion import CompletionItem
+
     source = ctx.params.get("source") if param.name == "destination" else None
     if isinstance(source, str) and source:
         if _is_remote(source):
@@ -125,6 +131,8 @@ def complete_hypervisors(
     _ctx: click.Context, _param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """``shell_complete=`` for ``--hypervisor``: names from the loaded plugins."""
+    from click.shell_completion import CompletionItem
+
     try:
         from lk_core.plugins import get_plugins
 
@@ -143,6 +151,8 @@ def complete_templates(
     _ctx: click.Context, _param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """``shell_complete=`` for template NAME arguments: names from every template source."""
+    from click.shell_completion import CompletionItem
+
     try:
         from lk_core.templates import list_templates
 

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lk_core.cli.completion import complete_active_refs, complete_hypervisors, complete_refs
+from lk_core.cli.completion import (
+    complete_active_refs,
+    complete_hypervisors,
+    complete_refs,
+    complete_templates,
+)
 
 if TYPE_CHECKING:
     from lk_core.manager import Manager
@@ -26,11 +31,11 @@ def _manager() -> Manager:
 
 
 @click.command("run")
-@click.argument("image")
+@click.argument("image", required=False, default="")
 @click.option("--name", default="", help="A unique name for the container.")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background and print the ID.")
-@click.option("-m", "--memory", default="1024", show_default=True, help="Memory: MB or 512M, 2G.")
-@click.option("-c", "--cpus", default=1, show_default=True, type=int, help="Number of CPUs.")
+@click.option("-m", "--memory", default=None, help="Memory: MB or 512M, 2G.  [default: 1024]")
+@click.option("-c", "--cpus", default=None, type=int, help="Number of CPUs.  [default: 1]")
 @click.option(
     "-p",
     "--publish",
@@ -58,6 +63,14 @@ def _manager() -> Manager:
 @click.option("--ssh-key", default="", help="Private key the VM trusts (default: lk's own).")
 @click.option("--no-metadata", is_flag=True, help="Do not attach the LinuxKit metadata CD.")
 @click.option("--metadata-file", default="", help="Your own LinuxKit user data for the CD.")
+@click.option(
+    "--template",
+    default="",
+    help="Build and run this LinuxKit template.",
+    shell_complete=complete_templates,
+)
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Template variable.")
+@click.option("--var-file", default="", help="Template variables from a file (NAME=VALUE lines).")
 @click.option("--wait", is_flag=True, help="With -d: return once SSH answers.")
 @click.option(
     "--wait-timeout", default=120.0, show_default=True, type=float, help="Seconds for --wait."
@@ -66,8 +79,8 @@ def run_command(
     image: str,
     name: str,
     detach: bool,
-    memory: str,
-    cpus: int,
+    memory: str | None,
+    cpus: int | None,
     ports: tuple[str, ...],
     volumes: tuple[str, ...],
     hypervisor: str,
@@ -76,23 +89,48 @@ def run_command(
     ssh_key: str,
     no_metadata: bool,
     metadata_file: str,
+    template: str,
+    variables: tuple[str, ...],
+    var_file: str,
     wait: bool,
     wait_timeout: float,
 ) -> int:
-    """Boot IMAGE (ISO, qcow2, vmdk, raw, or LinuxKit kernel+initrd) as a container."""
-    from lk_core.model import RunOptions
+    """Boot IMAGE (ISO, qcow2, vmdk, raw, or LinuxKit kernel+initrd) as a container.
+
+    With --template NAME instead of IMAGE, the template is rendered with its
+    variables, built with linuxkit (cached) and run.
+    """
+    from lk_core.errors import UsageError
+    from lk_core.model import DEFAULT_CPUS, DEFAULT_MEMORY_MB, RunOptions
     from lk_core.ports import parse_port
     from lk_core.units import parse_memory
     from lk_core.volumes import parse_volume
 
+    if bool(image) == bool(template):
+        raise UsageError("give an IMAGE or --template NAME (exactly one)")
+    if (variables or var_file) and not template:
+        raise UsageError("--var and --var-file need --template")
+    ports_parsed = tuple(parse_port(p) for p in ports)
+    volumes_parsed = tuple(parse_volume(v) for v in volumes)
+    memory_mb = parse_memory(memory) if memory is not None else None
+    manager = _manager()
+    if template:
+        from lk_core.template_run import build_template_image, template_variables_from_cli
+
+        built = build_template_image(
+            manager.plugins, template, template_variables_from_cli(var_file, variables), hypervisor
+        )
+        image = str(built.image)
+        memory_mb = memory_mb or built.memory
+        cpus = cpus or built.cpus
     hv_options = {"accel": accel} if accel else {}
     options = RunOptions(
         name=name,
         detach=detach,
-        memory=parse_memory(memory),
-        cpus=cpus,
-        ports=tuple(parse_port(p) for p in ports),
-        volumes=tuple(parse_volume(v) for v in volumes),
+        memory=memory_mb or DEFAULT_MEMORY_MB,
+        cpus=DEFAULT_CPUS if cpus is None else cpus,
+        ports=ports_parsed,
+        volumes=volumes_parsed,
         ssh_port=ssh_port,
         ssh_key=ssh_key,
         hypervisor=hypervisor,
@@ -100,7 +138,6 @@ def run_command(
         metadata=not no_metadata,
         metadata_file=metadata_file,
     )
-    manager = _manager()
     if detach:
         container = manager.run(image, options)
         click.echo(container.id)
