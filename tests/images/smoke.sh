@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2054  # QEMU options contain commas, not array separators
 # Boots the lk test image in every format under QEMU/TCG and checks it.
 #
 #   bash tests/images/smoke.sh OUTDIR      (OUTDIR: what build.sh printed)
@@ -24,12 +25,13 @@ work=$(mktemp -d /tmp/lk-smoke.XXXXXX)
 port=${LK_SMOKE_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 qemu_pid=
 cleanup() {
-    [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
+    if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 failures=0
+passed=0
 results=()
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 now() { date +%s.%N; }
@@ -72,9 +74,13 @@ start() {
         sleep 0.1
     done
     if grep -qxE $'lk-test: ready\r?' "$work/serial.log" 2>/dev/null; then
-        local t; t=$(elapsed "$t_start")
-        echo "$name: ready after ${t}s" >&2
-        results+=("$name: boot to ready ${t}s")
+        local t cpu
+        t=$(elapsed "$t_start")
+        # QEMU's CPU time: a measure of the boot that the host's load distorts less
+        cpu=$(awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$(cat "$work/qemu.pid")/stat" 2>/dev/null || echo '?')
+        echo "$name: ready after ${t}s (QEMU CPU time ${cpu}s)" >&2
+        passed=$((passed + 1))
+        results+=("$name: boot to ready ${t}s, QEMU CPU time ${cpu}s")
         return 0
     fi
     fail "$name: no ready line within 60 s"
@@ -121,6 +127,7 @@ wait_exit() {
         cat "$work/qemu.out" >&2
     else
         echo "$name: powered off after $(elapsed "$t0")s" >&2
+        passed=$((passed + 1))
     fi
     wait "$qemu_pid" 2>/dev/null || true
     qemu_pid=
@@ -130,7 +137,7 @@ powerdown() {  # the ACPI power button
     wait_exit "$1"
 }
 stop_hard() {
-    [ -n "$qemu_pid" ] && kill "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null || true
+    if [ -n "$qemu_pid" ]; then kill "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null || true; fi
     wait "$qemu_pid" 2>/dev/null || true
     qemu_pid=
 }
@@ -149,6 +156,7 @@ check() {  # check NAME EXPECTED COMMAND...: COMMAND's output must contain EXPEC
     out=$("$@" 2>&1) || true   # only the output counts (e.g. `tty` fails without a pty)
     if grep -qF -- "$expected" <<< "$out"; then
         echo "  ok: $name" >&2
+        passed=$((passed + 1))
     else
         fail "$name: expected '$expected', got: $out"
     fi
@@ -186,7 +194,9 @@ if start "iso+metadata" "${argv[@]}" "${meta_argv[@]}" \
     check "9p volume" "hello from the host" ssh_ cat /data/hello.txt
     check "9p is read-only" "Read-only" ssh_ 'touch /data/x'
     echo "sftp upload" > "$work/up.txt"
+    # shellcheck disable=SC2016  # eval'ed later, by check
     check "sftp" "sftp upload" eval 'sftp_put "$work/up.txt" /tmp/up.txt && ssh_ cat /tmp/up.txt'
+    # shellcheck disable=SC2016
     check "scp" "sftp upload" eval 'scp_get /tmp/up.txt "$work/down.txt" && cat "$work/down.txt"'
     ssh_ poweroff || true
     wait_exit "poweroff over ssh"
@@ -201,8 +211,5 @@ fi
 
 echo >&2
 printf '%s\n' "${results[@]}" >&2
-if [ $failures -gt 0 ]; then
-    echo "smoke: $failures failure(s)" >&2
-    exit 1
-fi
-echo "smoke: all checks passed" >&2
+echo "smoke: $passed passed, $failures failed" >&2
+[ $failures -eq 0 ]
