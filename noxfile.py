@@ -32,7 +32,7 @@ PLUGIN_DISTRIBUTIONS = {
     "lk_templates": {"templates"},
 }
 CORE_PLUGINS = {"json-state", "image-formats", "core-commands"}
-TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "pytest-timeout"]
+TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "mkdocs", "mkdocs-material"]
 
 
 def install_all(session: nox.Session, editable: bool = True) -> None:

@@ -71,7 +71,8 @@ def build_cli() -> click.Group:
     from lk_core.plugins import get_plugins, report_failures
 
     plugins = get_plugins()
-    report_failures(plugins)
+    if "_LK_COMPLETE" not in os.environ:  # no warnings in the middle of a Tab completion
+        report_failures(plugins)
     plugins.add_commands(cli)
     return cli
 

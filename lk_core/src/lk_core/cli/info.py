@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _format_options(function: _F) -> _F:
-    """Add ``--format table|json`` and its alias ``--json`` to a listing command."""
-    function = click.option(
-        "--json",
-        "as_json",
-        is_flag=True,
-        help="Same as --format json.",
-    )(function)
-    function = click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["table", "json"]),
-        default="table",
-        show_default=True,
-        help="Output format.",
-    )(function)
-    return function
+from lk_core.cli.options import format_options
 
 
 @click.command("plugins")
-@_format_options
+@format_options
 def plugins_command(fmt: str, as_json: bool) -> None:
     """List loaded plugins, their distribution, version and hooks.
 
@@ -68,7 +48,7 @@ def plugins_command(fmt: str, as_json: bool) -> None:
 
 
 @click.command("hypervisors")
-@_format_options
+@format_options
 def hypervisors_command(fmt: str, as_json: bool) -> None:
     """List every hypervisor plugins provide, and whether it can run here."""
     from lk_core.plugins import get_plugins

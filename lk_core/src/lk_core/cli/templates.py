@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from lk_core.cli.completion import complete_templates
+from lk_core.cli.options import format_options
 
 
 @click.group("templates")
@@ -47,9 +48,10 @@ def _source_location(source: object) -> str:
 
 
 @templates_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_command(as_json: bool) -> None:
+@format_options
+def list_command(fmt: str, as_json: bool) -> None:
     """List every template, its source and description; shadowed ones are marked."""
+    as_json = as_json or fmt == "json"
     from lk_core.errors import TemplateError
     from lk_core.templates import list_templates, template_sources
 
@@ -91,9 +93,10 @@ def show_command(name: str) -> None:
 
 @templates_group.command("vars")
 @click.argument("name", shell_complete=complete_templates)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def vars_command(name: str, as_json: bool) -> None:
+@format_options
+def vars_command(name: str, fmt: str, as_json: bool) -> None:
     """List the variables of template NAME: required ones, and optional ones with defaults."""
+    as_json = as_json or fmt == "json"
     from lk_core.templates import find_template
     from lk_core.templating import extract_variables
 
