@@ -301,3 +301,26 @@ def test_exec_on_a_stopped_container_is_a_clear_error(run_lk, sandbox, iso_image
         f"lk: error: container {cid} is stopped: exec needs a running container "
         "(start one with lk run)"
     )
+
+
+def test_foreground_run_stops_the_vm_when_lk_is_terminated(sandbox, iso_image):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lk_core", "run", "--hypervisor", "fake", str(iso_image)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if "lk-test: ready" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "lk-test: shutting down" in rest
+    (record,) = state(sandbox).values()
+    assert record["status"] == "stopped"
+    assert not is_same_process(record["pid"], record["pid_started"])

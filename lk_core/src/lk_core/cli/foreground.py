@@ -16,7 +16,8 @@ from lk_core.model import Container, RunOptions, Status
 def run_attached(manager: Manager, image: str, options: RunOptions) -> int:
     """Run ``image`` attached to the terminal; return the VM's exit status.
 
-    The first Ctrl-C asks the guest to power off (ACPI); a second one forces it.
+    The first Ctrl-C (or SIGTERM/SIGHUP) asks the guest to power off (ACPI);
+    a second one forces it.
     """
     current: list[Container] = []
     threads: list[threading.Thread] = []
@@ -46,11 +47,15 @@ def run_attached(manager: Manager, image: str, options: RunOptions) -> int:
         )
         stopper.start()
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    # Ctrl-C, a closed terminal (SIGHUP) or a plain kill (SIGTERM) all stop the VM
+    # gracefully instead of leaving it running without its owner.
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in handled}
     try:
         final = manager.run_foreground(image, options, on_ready=on_ready)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     for thread in threads:
         thread.join(timeout=5)
     if final.status is Status.ERROR:
