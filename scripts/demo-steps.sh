@@ -8,7 +8,7 @@ trap 'lk rm -f demo >/dev/null 2>&1 || true' EXIT
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
-step lk run -d --name demo -p 8080:80 "$image_dir/lk-test.iso"
+step lk run -d --name demo "$image_dir/lk-test.iso"
 step lk wait demo
 step lk ps
 step lk exec demo -- uname -sr

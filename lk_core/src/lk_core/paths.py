@@ -14,7 +14,6 @@ configuration (SSH key, user templates) in the user config dir. With
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Container as _In
 from pathlib import Path
 
@@ -87,6 +86,8 @@ def runtime_dir(container_id: str) -> Path:
 
 def generate_id(taken: _In[str] = ()) -> str:
     """Return a new container ID: 8 lowercase hex characters not in ``taken``."""
+    import secrets
+
     while True:
         candidate = secrets.token_hex(4)
         if candidate not in taken:
