@@ -141,6 +141,19 @@ def test_ports_volumes_exec_cp_and_kill(run_lk, qemu_env, test_image_dir, tmp_pa
     back = tmp_path / "back.bin"
     run_lk("cp", "web:/tmp/blob.bin", str(back), check=True)
     assert back.read_bytes() == blob.read_bytes()
+    # A failed copy never truncates the destination.
+    missing = run_lk("cp", "web:/nonexistent", str(back))
+    assert missing.returncode == 1 and "No such file" in missing.stderr
+    assert back.read_bytes() == blob.read_bytes()
+    folder = run_lk("cp", "web:/etc", str(tmp_path / "etc-copy"))
+    assert folder.returncode == 1 and "is a directory" in folder.stderr
+    assert not (tmp_path / "etc-copy").exists()
+    assert not list(tmp_path.glob(".*.lk-cp"))
+
+    # lk shell exits with the shell's status, without a traceback.
+    shell = run_lk("shell", "web", input="echo from-shell; exit 3\n")
+    assert shell.returncode == 3 and "from-shell" in shell.stdout
+    assert "Traceback" not in shell.stderr
 
     # Python API.
     from lk_core.manager import Manager

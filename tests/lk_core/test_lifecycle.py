@@ -302,3 +302,123 @@ def test_exec_on_a_stopped_container_is_a_clear_error(run_lk, sandbox, iso_image
         f"lk: error: container {cid} is stopped: exec needs a running container "
         "(start one with lk run)"
     )
+
+
+def test_ctrl_c_exits_130(run_lk, sandbox, iso_image):
+    cid = start(run_lk, iso_image)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lk_core", "logs", "-f", cid],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert "lk-test: ready" in proc.stdout.readline() + proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_while_a_foreground_vm_starts_still_stops_it(sandbox, iso_image):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lk_core", "run", "--hypervisor", "fake", str(iso_image)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FAKE_VM_ARGS": "--boot-seconds 2"},
+    )
+    wait_for(lambda: (sandbox / "containers.json").exists(), timeout=20, step=0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    (record,) = state(sandbox).values()
+    assert record["status"] == "stopped"
+    assert not is_same_process(record["pid"], record["pid_started"])
+    assert (
+        "broken"
+        not in subprocess.run(
+            [sys.executable, "-m", "lk_core", "ps", "-a"], capture_output=True, text=True
+        ).stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ssh-port", "70000", "{iso}"], "70000"),
+        (["--ssh-port", "-1", "{iso}"], "-1"),
+        (["--no-metadata", "--metadata-file", "{iso}", "{iso}"], "--metadata-file"),
+        (["--wait", "--wait-timeout", "-5", "{iso}"], "-5"),
+        (["--ssh-port", "45001", "-p", "45001:80", "{iso}"], "both --ssh-port and published"),
+        (["--ssh-key", "{iso}", "{iso}"], "cannot use SSH key"),
+    ],
+)
+def test_bad_run_options_are_usage_errors(run_lk, sandbox, iso_image, args, message):
+    argv = [a.replace("{iso}", str(iso_image)) for a in args]
+    result = run_lk("run", "-d", "--hypervisor", "fake", *argv)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert state(sandbox) == {}
+
+
+def test_passphrase_protected_ssh_key_is_refused(run_lk, sandbox, iso_image, tmp_path):
+    key = tmp_path / "locked"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(key)], check=True
+    )
+    result = run_lk("run", "-d", "--hypervisor", "fake", "--ssh-key", str(key), str(iso_image))
+    assert result.returncode == 2 and "passphrase" in result.stderr
+    assert state(sandbox) == {}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["logs", "-n", "-1", "x"], ["stop", "-t", "-1", "x"], ["wait", "--timeout", "-3", "x"]],
+)
+def test_negative_numbers_are_usage_errors(run_lk, command):
+    result = run_lk(*command)
+    assert result.returncode == 2 and "-" in result.stderr
+
+
+def test_exec_without_a_key_says_why(run_lk, sandbox, iso_image):
+    cid = start(run_lk, iso_image, "--no-metadata")
+    result = run_lk("exec", cid, "--", "true")
+    assert result.returncode == 1
+    assert "--no-metadata and no --ssh-key" in result.stderr
+
+
+def test_bad_exec_env_is_a_usage_error(run_lk, sandbox, iso_image):
+    cid = start(run_lk, iso_image)
+    result = run_lk("exec", "-e", "1X=2", cid, "--", "true")
+    assert result.returncode == 2 and "invalid -e" in result.stderr
+
+
+def test_a_disk_image_in_use_is_refused_but_isos_can_be_shared(
+    run_lk, sandbox, iso_image, tmp_path
+):
+    disk = tmp_path / "disk.qcow2"
+    disk.write_bytes(b"QFI\xfb" + b"\0" * 508)
+    first = start(run_lk, disk, "--name", "owner")
+    refused = run_lk(*RUN, str(disk))
+    assert refused.returncode == 2 and "in use by container owner" in refused.stderr
+    assert list(state(sandbox)) == [first]
+    start(run_lk, iso_image)
+    start(run_lk, iso_image)  # read-only media: no conflict
+    run_lk("stop", "owner", check=True)
+    start(run_lk, disk)  # free again once the owner stopped
+
+
+def test_ps_json_alias(run_lk, sandbox, iso_image):
+    cid = start(run_lk, iso_image)
+    assert [c["id"] for c in json.loads(run_lk("ps", "--json", check=True).stdout)] == [cid]
+
+
+def test_corrupt_record_error_names_the_record(run_lk, sandbox):
+    path = sandbox / "containers.json"
+    path.write_text('{"schema": 1, "containers": {"abcd1234": {"image": "/x", "memory": "lots"}}}')
+    before = path.read_bytes()
+    result = run_lk("ps", "-a")
+    assert result.returncode == 1
+    assert "abcd1234" in result.stderr and str(path) in result.stderr
+    assert "move it aside" in result.stderr
+    assert path.read_bytes() == before

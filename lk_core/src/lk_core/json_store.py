@@ -32,6 +32,16 @@ from lk_core.paths import ensure_private_dir
 SCHEMA_VERSION = 1
 
 
+def _describe(exc: Exception) -> str:
+    """A structuring error as one line that names the bad field."""
+    try:
+        from cattrs import transform_error
+
+        return "; ".join(transform_error(exc)) or str(exc)
+    except Exception:
+        return str(exc)
+
+
 class JsonStateStore:
     """A :class:`lk_core.state.StateStore` backed by one JSON file."""
 
@@ -78,7 +88,10 @@ class JsonStateStore:
                 )
             records = {}
             for cid, data in raw.items():
-                record = container_from_dict({"id": cid, **data})
+                try:
+                    record = container_from_dict({"id": cid, **data})
+                except Exception as exc:
+                    raise ValueError(f"record {cid!r} is invalid: {_describe(exc)}") from exc
                 records[record.id] = record
             return records
         except StateError:

@@ -164,13 +164,16 @@ class Manager:
         if options.ssh_port:
             from lk_core.model import PortMapping
 
-            check_ports_free([PortMapping(options.ssh_port, 22)])
+            if any(p.host_port == options.ssh_port and p.protocol == "tcp" for p in options.ports):
+                raise UsageError(f"host port {options.ssh_port} is both --ssh-port and published")
+            check_ports_free([PortMapping(options.ssh_port, 22)], flag="--ssh-port")
             ssh_port = options.ssh_port
         else:
             taken = {c.ssh_port for c in records if c.is_active}
             taken |= {p.host_port for c in records if c.is_active for p in c.ports}
             taken |= {p.host_port for p in options.ports}
             ssh_port = free_port(avoid=taken)
+        _check_image_not_in_use(image_path, fmt, records)
         ssh_key = _choose_ssh_key(options)
         container = Container(
             id="",
@@ -463,6 +466,39 @@ class Manager:
         return data
 
 
+def _check_image_not_in_use(image: Path, fmt: str, records: builtins.list[Container]) -> None:
+    """Refuse a disk image another active container has open (disks are written in place)."""
+    from lk_core.formats import ISO, KERNEL_INITRD
+
+    if fmt in (ISO, KERNEL_INITRD):
+        return  # read-only media can be shared
+    users = [c.display_name for c in records if c.is_active and c.image == str(image)]
+    if users:
+        raise UsageError(
+            f"disk image {image} is in use by container {users[0]} (disks are written in "
+            "place): stop it first, or run a copy of the image"
+        )
+
+
+def _check_private_key(path: Path) -> None:
+    """Refuse a key lk cannot use unattended (encrypted, unreadable, not a key)."""
+    import paramiko
+
+    try:
+        paramiko.PKey.from_path(path)
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        if not isinstance(exc, paramiko.PasswordRequiredException) and (
+            "password" not in str(exc).lower()
+        ):
+            raise UsageError(f"cannot use SSH key {path}: {exc}") from None
+        raise UsageError(
+            f"SSH key {path} is protected by a passphrase: lk needs an unencrypted key "
+            "(or omit --ssh-key to use lk's own)"
+        ) from None
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        raise UsageError(f"cannot use SSH key {path}: {exc}") from None
+
+
 def _choose_ssh_key(options: RunOptions) -> str:
     """The private key the VM will trust: the user's, or lk's own (made on first use)."""
     from lk_core.errors import NotFoundError
@@ -471,6 +507,7 @@ def _choose_ssh_key(options: RunOptions) -> str:
         path = Path(options.ssh_key).expanduser()
         if not path.is_file():
             raise NotFoundError(f"SSH key not found: {options.ssh_key}")
+        _check_private_key(path)
         return str(path.absolute())
     if not options.metadata:
         return ""

@@ -65,8 +65,8 @@ def port_is_free(host_ip: str, port: int, protocol: Protocol = Protocol.TCP) -> 
     return True
 
 
-def check_ports_free(mappings: Iterable[PortMapping]) -> None:
-    """Raise a one-line error for a duplicated or busy host port."""
+def check_ports_free(mappings: Iterable[PortMapping], flag: str = "-p HOST:GUEST") -> None:
+    """Raise a one-line error for a duplicated or busy host port (``flag`` fixes it)."""
     seen: set[tuple[str, int, Protocol]] = set()
     for m in mappings:
         key = (m.host_ip, m.host_port, m.protocol)
@@ -76,7 +76,7 @@ def check_ports_free(mappings: Iterable[PortMapping]) -> None:
         if not port_is_free(m.host_ip, m.host_port, m.protocol):
             raise UsageError(
                 f"host port {m.host_ip}:{m.host_port}/{m.protocol} is already in use: "
-                "choose another with -p HOST:GUEST"
+                f"choose another with {flag}"
             )
 
 

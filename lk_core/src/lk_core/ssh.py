@@ -151,6 +151,11 @@ def connect(container: Container, timeout: float = 10.0) -> Connection:
 
     _require_running(container)
     key = container.ssh_key
+    if not key:
+        raise SSHError(
+            f"container {container.display_name} was started with --no-metadata and no "
+            "--ssh-key, so lk holds no key it trusts; start it with --ssh-key KEY to use exec"
+        )
     connect_kwargs: dict[str, Any] = {"look_for_keys": False, "allow_agent": False}
     if key:
         connect_kwargs["key_filename"] = key
@@ -183,7 +188,17 @@ def connect(container: Container, timeout: float = 10.0) -> Connection:
             "started with --no-metadata, another --ssh-key, or an image without the "
             "LinuxKit metadata package?"
         ) from exc
-    except (OSError, paramiko.SSHException, EOFError) as exc:
+    except paramiko.SSHException as exc:
+        if "authentication" in str(exc).lower():
+            raise SSHError(
+                f"container {container.display_name} refused SSH key {key}: {exc}"
+            ) from exc
+        raise SSHError(
+            f"cannot reach SSH of container {container.display_name} on "
+            f"127.0.0.1:{container.ssh_port} ({exc or type(exc).__name__}); "
+            f"is it still booting? try: lk wait {container.display_name}"
+        ) from exc
+    except (OSError, EOFError) as exc:
         raise SSHError(
             f"cannot reach SSH of container {container.display_name} on "
             f"127.0.0.1:{container.ssh_port} ({exc or type(exc).__name__}); "
@@ -323,9 +338,13 @@ def _collect(channel: Any, stream: bool) -> tuple[bytes, bytes]:
 
 def interactive_shell(container: Container) -> int:
     """Open an interactive login shell on this terminal; return its exit status."""
+    from invoke.exceptions import UnexpectedExit
+
     conn = connect(container)
     try:
         result = conn.shell()
+    except UnexpectedExit as exc:  # the shell exited non-zero: that is its status, not an error
+        result = exc.result
     finally:
         conn.close()
     return int(getattr(result, "exited", 0) or 0)
@@ -337,17 +356,50 @@ def copy_to(container: Container, local: str, remote: str) -> None:
     try:
         conn.put(local, remote=remote)
     except OSError as exc:
-        raise SSHError(f"cannot copy {local} to {container.display_name}:{remote}: {exc}") from exc
+        where = f"{container.display_name}:{remote}"
+        raise SSHError(f"cannot copy {local} to {where}: {_reason(exc)}") from exc
     finally:
         conn.close()
 
 
 def copy_from(container: Container, remote: str, local: str) -> None:
-    """Copy a file out of the container (SFTP)."""
+    """Copy a file out of the container (SFTP).
+
+    The file is downloaded beside its destination and renamed into place only
+    when complete, so a failed copy never truncates an existing file.
+    """
+    import stat as stat_module
+    import tempfile
+
+    target = Path(local)
+    if target.is_dir():
+        target = target / Path(remote).name
+    if not target.parent.is_dir():
+        raise SSHError(f"cannot copy to {local}: folder {target.parent} does not exist")
     conn = connect(container)
+    where = f"{container.display_name}:{remote}"
     try:
-        conn.get(remote, local=local)
+        sftp = conn.sftp()
+        try:
+            info = sftp.stat(remote)
+        except OSError as exc:
+            raise SSHError(f"cannot copy {where}: {_reason(exc)}") from exc
+        if info.st_mode is not None and stat_module.S_ISDIR(info.st_mode):
+            raise SSHError(f"cannot copy {where}: it is a directory (lk cp copies files)")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".lk-cp", dir=target.parent)
+        os.close(fd)
+        try:
+            sftp.get(remote, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError as exc:
-        raise SSHError(f"cannot copy {container.display_name}:{remote} to {local}: {exc}") from exc
+        raise SSHError(f"cannot copy {where} to {local}: {_reason(exc)}") from exc
     finally:
         conn.close()
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError as words, without Python's ``[Errno N]`` prefix."""
+    return exc.strerror or str(exc) or type(exc).__name__

@@ -95,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            return 130  # interrupted (Ctrl-C), like a shell
         click.echo("Aborted.", err=True)
         return 1
     except LkError as exc:

@@ -59,7 +59,12 @@ def _manager() -> Manager:
     shell_complete=complete_hypervisors,
 )
 @click.option("--accel", default="", help="Accelerator for QEMU: kvm, hvf, tcg (default: auto).")
-@click.option("--ssh-port", default=0, type=int, help="Host port for SSH (default: a free one).")
+@click.option(
+    "--ssh-port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="Host port for SSH (default: a free one).",
+)
 @click.option("--ssh-key", default="", help="Private key the VM trusts (default: lk's own).")
 @click.option("--no-metadata", is_flag=True, help="Do not attach the LinuxKit metadata CD.")
 @click.option("--metadata-file", default="", help="Your own LinuxKit user data for the CD.")
@@ -73,7 +78,11 @@ def _manager() -> Manager:
 @click.option("--var-file", default="", help="Template variables from a file (NAME=VALUE lines).")
 @click.option("--wait", is_flag=True, help="With -d: return once SSH answers.")
 @click.option(
-    "--wait-timeout", default=120.0, show_default=True, type=float, help="Seconds for --wait."
+    "--wait-timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds for --wait.",
 )
 def run_command(
     image: str,
@@ -110,6 +119,8 @@ def run_command(
         raise UsageError("give an IMAGE or --template NAME (exactly one)")
     if (variables or var_file) and not template:
         raise UsageError("--var and --var-file need --template")
+    if no_metadata and metadata_file:
+        raise UsageError("--metadata-file needs the metadata CD: drop --no-metadata")
     ports_parsed = tuple(parse_port(p) for p in ports)
     volumes_parsed = tuple(parse_volume(v) for v in volumes)
     memory_mb = parse_memory(memory) if memory is not None else None
@@ -186,9 +197,11 @@ def _short_image(image: str, width: int = 30) -> str:
     show_default=True,
     help="Output format.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only IDs.")
-def ps_command(show_all: bool, fmt: str, quiet: bool) -> None:
+def ps_command(show_all: bool, fmt: str, as_json: bool, quiet: bool) -> None:
     """List containers (running ones unless -a); liveness is checked every time."""
+    fmt = "json" if as_json else fmt
     containers = _manager().list(all=show_all)
     if quiet:
         for c in containers:
@@ -231,7 +244,7 @@ def _emit(data: Any, fmt: str) -> None:
     "timeout",
     default=10.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(min=0),
     help="Seconds to wait for a graceful shutdown before forcing.",
 )
 @click.option("-f", "--force", is_flag=True, help="Power off at once, without ACPI shutdown.")
@@ -248,7 +261,9 @@ def stop_command(refs: tuple[str, ...], timeout: float, force: bool) -> int:
 @click.command("logs")
 @click.argument("ref", shell_complete=complete_refs)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the VM exits.")
-@click.option("-n", "--tail", default=None, type=int, help="Only the last N lines.")
+@click.option(
+    "-n", "--tail", default=None, type=click.IntRange(min=0), help="Only the last N lines."
+)
 def logs_command(ref: str, follow: bool, tail: int | None) -> None:
     """Print a container's serial console log."""
     out = sys.stdout.buffer

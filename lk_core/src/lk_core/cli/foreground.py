@@ -34,18 +34,24 @@ def run_attached(manager: Manager, image: str, options: RunOptions) -> int:
         thread = threading.Thread(target=stream, args=(container,), daemon=True)
         thread.start()
         threads.append(thread)
+        if interrupts[0]:  # interrupted while starting: stop as soon as it runs
+            start_stop(force=interrupts[0] > 1)
 
-    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
-        interrupts[0] += 1
-        if not current:
-            return
-        force = interrupts[0] > 1
-        message = "forcing power-off" if force else "stopping (Ctrl-C again to force)"
-        click.echo(f"\nlk: {message}...", err=True)
+    def start_stop(force: bool) -> None:
         stopper = threading.Thread(
             target=manager.stop, args=(current[0].id,), kwargs={"force": force}, daemon=True
         )
         stopper.start()
+
+    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
+        interrupts[0] += 1
+        if not current:
+            click.echo("\nlk: stopping as soon as the VM has started...", err=True)
+            return
+        force = interrupts[0] > 1
+        message = "forcing power-off" if force else "stopping (Ctrl-C again to force)"
+        click.echo(f"\nlk: {message}...", err=True)
+        start_stop(force)
 
     # Ctrl-C, a closed terminal (SIGHUP) or a plain kill (SIGTERM) all stop the VM
     # gracefully instead of leaving it running without its owner.

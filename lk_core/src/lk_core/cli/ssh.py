@@ -33,7 +33,13 @@ def wait_until_ssh(ref: str, timeout: float) -> float:
 
 @click.command("wait")
 @click.argument("ref", shell_complete=complete_active_refs)
-@click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds to wait.")
+@click.option(
+    "--timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait.",
+)
 def wait_command(ref: str, timeout: float) -> None:
     """Wait until a container's SSH server answers."""
     waited = wait_until_ssh(ref, timeout)
@@ -46,8 +52,8 @@ def _parse_env(items: tuple[str, ...]) -> dict[str, str]:
     env = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"invalid -e {item!r}: expected NAME=VALUE")
+        if not sep or not key.isidentifier() or not key.isascii():
+            raise UsageError(f"invalid -e {item!r}: expected NAME=VALUE with a valid NAME")
         env[key] = value
     return env
 
@@ -71,10 +77,16 @@ def exec_command(
 
     Put -- before the command: lk exec web -- ls -l /
     """
+    from lk_core.errors import UsageError
     from lk_core.manager import Manager
 
     argv = list(command)
-    forward_stdin = interactive or not sys.stdin.isatty()
+    stdin_is_terminal = sys.stdin.isatty()
+    if tty and interactive and not stdin_is_terminal:
+        raise UsageError("-t -i needs a terminal on stdin: drop -t to pipe input")
+    # Piped input is forwarded (docker needs -i for that; lk does it for you), except
+    # with -t, where a pty would never pass the end of the input on.
+    forward_stdin = interactive or (not stdin_is_terminal and not tty)
     result = Manager().exec(
         ref,
         argv,
