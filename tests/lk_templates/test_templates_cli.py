@@ -292,3 +292,16 @@ def test_render_user_template_of_either_extension(
     )
     document = yaml.safe_load(ok(lk("templates", "render", "mine", "--var", 'CMDLINE=a "b" c')))
     assert document == {"kernel": {"image": "linuxkit/kernel:6.6.13", "cmdline": 'a "b" c'}}
+
+
+def test_render_refuses_a_variable_the_template_does_not_use(lk: Run) -> None:
+    result = lk("templates", "render", "core-dev", "--var", "SSH_KEY=k", "--var", "HOSTNMAE=x")
+    assert result.returncode == 1
+    assert "has no variable HOSTNMAE" in result.stderr and "HOSTNAME" in result.stderr
+    assert result.stdout == ""
+
+
+def test_render_allows_extra_names_in_a_var_file(lk: Run, workspace: Path) -> None:
+    (workspace / "vars.env").write_text("SSH_KEY=ssh-ed25519 AAAA k\nAPP_NAME=shared\n")
+    out = ok(lk("templates", "render", "core-dev", "--var-file", "vars.env"))
+    assert "ssh-ed25519 AAAA k" in out

@@ -42,11 +42,19 @@ def build_template_image(
     return TemplateImage(image=image, memory=defaults.get("memory"), cpus=defaults.get("cpus"))
 
 
-def template_variables_from_cli(var_file: str, assignments: tuple[str, ...]) -> dict[str, str]:
-    """Variables from ``--var-file`` then ``--var K=V`` on top (a ``--var`` wins)."""
-    from lk_core.templates import load_var_file
+def template_variables_from_cli(
+    name: str, var_file: str, assignments: tuple[str, ...]
+) -> dict[str, str]:
+    """Variables from ``--var-file`` then ``--var K=V`` on top (a ``--var`` wins).
+
+    A ``--var`` the template does not use is refused (a var file may be shared
+    by several templates, so its extra names are allowed).
+    """
+    from lk_core.templates import check_known_variables, load_var_file
     from lk_core.templating import parse_assignments
 
     variables: dict[str, str] = dict(load_var_file(var_file)) if var_file else {}
-    variables.update(parse_assignments(assignments))
+    given = parse_assignments(assignments)
+    check_known_variables(name, given)
+    variables.update(given)
     return variables

@@ -1404,3 +1404,15 @@ def _refuse(content: str, name: str, slot: _Slot, reason: str) -> None:
         f"template {name!r}: the value of {slot.name} cannot be used at line {line}, "
         f"column {col}: {reason}"
     )
+
+
+def check_known_variables(name: str, given: Iterable[str]) -> None:
+    """Refuse ``--var`` names template ``name`` does not use (a typo would go unnoticed)."""
+    required, optional = template_variables(name)
+    known = [*required, *optional]
+    unknown = [v for v in given if v not in known]
+    if unknown:
+        raise TemplateError(
+            f"template {name} has no variable {', '.join(unknown)} "
+            f"(its variables: {', '.join(known) or 'none'})"
+        )

@@ -129,7 +129,10 @@ def run_command(
         from lk_core.template_run import build_template_image, template_variables_from_cli
 
         built = build_template_image(
-            manager.plugins, template, template_variables_from_cli(var_file, variables), hypervisor
+            manager.plugins,
+            template,
+            template_variables_from_cli(template, var_file, variables),
+            hypervisor,
         )
         image = str(built.image)
         memory_mb = memory_mb or built.memory

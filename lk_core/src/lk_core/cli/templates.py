@@ -151,13 +151,15 @@ def render_command(
     Values are escaped for the place they land in, so quotes, colons, '#' or
     line breaks in a value never change the document's structure.
     """
-    from lk_core.templates import apply_template, load_var_file
+    from lk_core.templates import apply_template, check_known_variables, load_var_file
     from lk_core.templating import parse_assignments
 
     variables: dict[str, str] = {}
     if var_file is not None:
         variables.update(load_var_file(var_file))
-    variables.update(parse_assignments(assignments))
+    given = parse_assignments(assignments)
+    check_known_variables(name, given)
+    variables.update(given)
     rendered = apply_template(name, variables)
     if not rendered.endswith("\n"):
         rendered += "\n"
