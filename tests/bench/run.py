@@ -187,6 +187,17 @@ class Bench:
     def lk(self, *args: str) -> list[str]:
         return [*lk_command(), *args]
 
+    def run_detached(self, image: Path, *options: str) -> str:
+        """``lk run -d [OPTIONS] IMAGE``; returns the new container's ID."""
+        out = subprocess.run(
+            self.lk("run", "-d", *options, str(image)),
+            check=True,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return out.strip().splitlines()[0]
+
     # -- groups ----------------------------------------------------------------------
     def cli(self) -> None:
         print("cli: start-up and listing (median of", max(self.runs, 10), "runs)", flush=True)
@@ -255,13 +266,7 @@ class Bench:
 
         def with_lk() -> float:
             start = time.perf_counter()
-            cid = subprocess.run(
-                self.lk("run", "-d", str(iso)),
-                check=True,
-                env=self.env,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
+            cid = self.run_detached(iso)
             try:
                 return wait_for_ready(self.home / "logs" / f"{cid}.log", start)
             finally:
@@ -298,13 +303,7 @@ class Bench:
             return time.perf_counter() - start
 
         def with_lk() -> float:
-            cid = subprocess.run(
-                self.lk("run", "-d", str(iso)),
-                check=True,
-                env=self.env,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
+            cid = self.run_detached(iso)
             wait_for_ready(self.home / "logs" / f"{cid}.log", time.perf_counter())
             time.sleep(1)
             value = timed(self.lk("stop", cid), self.env)
@@ -320,17 +319,7 @@ class Bench:
     def exec(self, image_dir: Path) -> None:
         runs = max(self.runs, 10)
         print(f"exec: one command over SSH (median of {runs})", flush=True)
-        cid = (
-            subprocess.run(
-                self.lk("run", "-d", "--wait", str(image_dir / "lk-test.iso")),
-                check=True,
-                env=self.env,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[0]
-        )
+        cid = self.run_detached(image_dir / "lk-test.iso", "--wait")
         try:
             info = json.loads(
                 subprocess.run(
