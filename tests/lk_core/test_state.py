@@ -200,15 +200,16 @@ def test_file_and_folder_modes(lk_home: Path, ops: StoreOperations, store: JsonS
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600
 
 
-def test_existing_loose_modes_are_tightened(
+def test_existing_folder_keeps_its_mode_and_the_file_is_tightened(
     lk_home: Path, ops: StoreOperations, store: JsonStateStore
 ) -> None:
+    # $LK_HOME may be a folder lk did not create (even /tmp): its mode is left alone.
     lk_home.mkdir(mode=0o755)
     lk_home.chmod(0o755)
     store.path.write_text(json.dumps(REFERENCE_STATE))
     store.path.chmod(0o644)
     ops.add(make("aaaa0001"))
-    assert stat.S_IMODE(lk_home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(lk_home.stat().st_mode) == 0o755
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
 
 
@@ -355,12 +356,19 @@ def test_newer_schema_is_refused(store: JsonStateStore, ops: StoreOperations) ->
     assert store.path.read_bytes() == before
 
 
-def test_empty_file_is_an_empty_state(store: JsonStateStore, ops: StoreOperations) -> None:
+@pytest.mark.parametrize("content", [b"", b"  \n"], ids=["empty", "blank"])
+def test_empty_file_is_corrupt_not_an_empty_state(
+    store: JsonStateStore, ops: StoreOperations, content: bytes
+) -> None:
+    # lk never writes an empty state file: reading one as "no containers" would
+    # forget running VMs (issue 15). Only a missing file is an empty state.
     store.path.parent.mkdir(parents=True)
-    store.path.write_text("  \n")
-    assert store.load() == {}
-    ops.add(make("aaaa0001"))
-    assert set(raw(store)["containers"]) == {"aaaa0001"}
+    store.path.write_bytes(content)
+    with pytest.raises(StateError, match=r"corrupt.*move it aside"):
+        store.load()
+    with pytest.raises(StateError):
+        ops.add(make("aaaa0001"))
+    assert store.path.read_bytes() == content
 
 
 # -- concurrency -------------------------------------------------------------------

@@ -61,15 +61,24 @@ class JsonStateStore:
         from lk_core.serialize import container_from_dict
 
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise StateError(
                 f"cannot read state file {self.path}: {exc.strerror}; check its permissions"
             ) from exc
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._corrupt(
+                f"it is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+            ) from exc
         if not text.strip():
-            return {}
+            # lk never writes an empty file (it writes a whole document, then
+            # renames it into place): an empty one was truncated, and reading it
+            # as "no containers" would forget running VMs.
+            raise self._corrupt("it is empty" if not data else "it holds only blank space")
         try:
             document = json.loads(text)
             if not isinstance(document, dict):
@@ -87,9 +96,15 @@ class JsonStateStore:
                     "upgrade lk to use it"
                 )
             records = {}
-            for cid, data in raw.items():
+            for cid, entry in raw.items():
+                if isinstance(entry, dict) and "id" in entry and entry["id"] != cid:
+                    # Keeping either would silently drop or merge a record on the next write.
+                    raise ValueError(
+                        f"record {cid!r} has the id {entry['id']!r}: "
+                        "a record's key and its id must be the same"
+                    )
                 try:
-                    record = container_from_dict({"id": cid, **data})
+                    record = container_from_dict({"id": cid, **entry})
                 except Exception as exc:
                     raise ValueError(f"record {cid!r} is invalid: {_describe(exc)}") from exc
                 records[record.id] = record
@@ -97,10 +112,14 @@ class JsonStateStore:
         except StateError:
             raise
         except Exception as exc:
-            raise StateError(
-                f"state file {self.path} is corrupt ({type(exc).__name__}: {exc}); "
-                "move it aside to start with an empty state (running VMs will be forgotten)"
-            ) from exc
+            raise self._corrupt(f"{type(exc).__name__}: {exc}") from exc
+
+    def _corrupt(self, reason: str) -> StateError:
+        """The one-line error for a state file lk cannot use as it is."""
+        return StateError(
+            f"state file {self.path} is corrupt ({reason}); "
+            "move it aside to start with an empty state (running VMs will be forgotten)"
+        )
 
     # -- writing -----------------------------------------------------------
     @contextmanager

@@ -63,9 +63,28 @@ def default_config_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed and make it mode 0700."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
+    """Create ``path`` (and missing parents) as private folders (mode 0700).
+
+    Only the folders created here are given mode 0700. A folder that already
+    exists keeps its mode: ``$LK_HOME`` may point at a folder lk did not make
+    (even ``/tmp``, whose sticky 1777 mode must survive), so lk never changes
+    the permissions of a folder it did not create.
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue  # created by someone else in the meantime: not ours to change
+        os.chmod(folder, 0o700)  # the umask may have removed bits lk needs
     return path
 
 
