@@ -178,7 +178,7 @@ def test_content_fifo_does_not_block(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.img"
     os.mkfifo(fifo)
     assert detect_by_content(fifo) is None
-    assert detect_builtin(fifo) == RAW  # by extension only
+    assert detect_builtin(fifo) is None  # the extension alone is not enough (issue 15)
 
 
 def test_content_follows_symlink(tmp_path: Path) -> None:
@@ -395,16 +395,21 @@ def test_builtin_content_over_extension(tmp_path: Path) -> None:
     assert detect_builtin(write(tmp_path / "disk.raw", vmdk_sparse_bytes())) == VMDK
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [("a.raw", RAW), ("a.img", RAW), ("a.IMG", RAW), ("a.iso", ISO), ("a.qcow2", QCOW2)],
-)
-def test_builtin_extension_fallback(tmp_path: Path, name: str, expected: str) -> None:
-    assert detect_builtin(write(tmp_path / name, bytes(1024))) == expected
+@pytest.mark.parametrize("name", ["a.raw", "a.img", "a.IMG", "a.iso", "a.qcow2", "a.vmdk"])
+def test_builtin_extension_alone_is_not_enough(tmp_path: Path, name: str) -> None:
+    # issue 15: a file whose content matches no format is refused whatever its name
+    assert detect_builtin(write(tmp_path / name, bytes(1024))) is None
 
 
-def test_builtin_empty_file_uses_extension(tmp_path: Path) -> None:
-    assert detect_builtin(write(tmp_path / "empty.img", b"")) == RAW
+@pytest.mark.parametrize("name", ["a.raw", "a.img", "a.IMG"])
+def test_builtin_raw_needs_a_boot_sector(tmp_path: Path, name: str) -> None:
+    data = bytearray(1024)
+    data[510:512] = b"\x55\xaa"
+    assert detect_builtin(write(tmp_path / name, bytes(data))) == RAW
+
+
+def test_builtin_empty_file_is_refused(tmp_path: Path) -> None:
+    assert detect_builtin(write(tmp_path / "empty.img", b"")) is None
     assert detect_builtin(write(tmp_path / "empty.bin", b"")) is None
 
 
@@ -429,11 +434,11 @@ def test_builtin_directory_is_not_an_image(tmp_path: Path) -> None:
 
 
 @needs_unreadable
-def test_builtin_unreadable_uses_extension(tmp_path: Path) -> None:
+def test_builtin_unreadable_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "disk.qcow2", iso_bytes())
     path.chmod(0)
     try:
-        assert detect_builtin(path) == QCOW2
+        assert detect_builtin(path) is None
     finally:
         path.chmod(0o600)
 
@@ -582,7 +587,7 @@ def test_content_open_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(os, "open", refuse)
     assert detect_by_content(path) is None
-    assert detect_builtin(path) == QCOW2  # extension fallback
+    assert detect_builtin(path) is None  # content unknown: no extension fallback (issue 15)
 
 
 def test_content_read_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,6 +80,12 @@ def tiny(path: Path, suffix: str) -> None:
         path.write_bytes(bytes(data))
     elif suffix == "-cmdline":
         path.write_text("console=ttyS0\n")
+    elif suffix.endswith(".img") and not suffix.endswith("initrd.img"):
+        path.write_bytes(bytes(510) + b"\x55\xaa")  # a raw disk: a boot sector
+    elif suffix == ".qcow2":
+        path.write_bytes(b"QFI\xfb" + bytes(508))
+    elif suffix == ".vmdk":
+        path.write_bytes(b"KDMV" + bytes(508))
     else:
         path.write_bytes(b"fake " + suffix.encode() + b"\n")
 

@@ -55,7 +55,7 @@ def test_detects_its_own_format_and_passes_on_others(plugins: Plugins, tmp_path:
     mine = tmp_path / "hello.img"
     mine.write_bytes(b"#!lk-example\nhello\n")
     other = tmp_path / "disk.img"
-    other.write_bytes(bytes(1024))
+    other.write_bytes(bytes(510) + b"\x55\xaa")  # a raw disk: a boot sector
     assert plugins.detect_image_format(mine) == "example"
     assert plugins.detect_image_format(other) == "raw"  # lk's detector answered
     assert plugins.detect_image_format(tmp_path / "missing-kernel") is None

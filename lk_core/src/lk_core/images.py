@@ -12,13 +12,15 @@ def detect_image_format(path: str | Path, plugins: Plugins | None = None) -> str
     """The format of the image at ``path``, asking every detector plugin.
 
     Raises :class:`lk_core.errors.NotFoundError` if nothing is there and
-    :class:`lk_core.errors.ImageFormatError` if no detector knows it.
+    :class:`lk_core.errors.ImageFormatError` if no detector knows it (the
+    message says what the file holds, e.g. "x.iso is not an ISO image: it is
+    empty").
     """
     from lk_core.formats import require_format, resolve_image
 
     resolved = resolve_image(path)
     found = (plugins or get_plugins()).detect_image_format(resolved)
-    return require_format(Path(path), found)
+    return require_format(Path(path), found, examine=resolved)
 
 
 def get_hypervisor(name: str, plugins: Plugins | None = None) -> Hypervisor:
