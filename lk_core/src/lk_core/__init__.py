@@ -36,9 +36,9 @@ _EXPORTS = {
     "get_plugins": "lk_core.plugins",
     "Manager": "lk_core.manager",
     "ExecResult": "lk_core.ssh",
-    "apply_template": "lk_core.templates",
-    "get_template": "lk_core.templates",
-    "list_templates": "lk_core.templates",
+    "apply_template": "lk_core.templating",
+    "get_template": "lk_core.templating",
+    "list_templates": "lk_core.templating",
     "get_hypervisor": "lk_core.images",
     "detect_hypervisor": "lk_core.images",
 }

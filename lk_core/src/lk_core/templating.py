@@ -1,4 +1,10 @@
-"""The ``${VAR}`` template engine used by lk templates.
+"""The ``${VAR}`` template engine, and templates through the template-source hook.
+
+lk-core knows no template: :func:`get_template`, :func:`list_templates` and
+:func:`apply_template` ask the sources plugins contribute
+(``register_template_sources``; lk-templates is one such plugin) and
+substitute variables with :func:`apply_variables`, nothing more. Escaping
+values for YAML, variable files and building images are lk-templates' work.
 
 Syntax
 ------
@@ -41,20 +47,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from lk_core.errors import MissingVariablesError, TemplateError
+from lk_core.assignments import NAME_PATTERN as _NAME_PATTERN
+from lk_core.assignments import is_variable_name
+from lk_core.errors import MissingVariablesError, NotFoundError, TemplateError
+
+if TYPE_CHECKING:
+    from lk_core.model import Template
+    from lk_core.plugins import Plugins
 
 __all__ = [
+    "Token",
+    "apply_template",
     "apply_variables",
     "escape",
     "extract_variables",
+    "get_template",
     "is_variable_name",
+    "list_templates",
     "parse_assignments",
+    "tokens",
 ]
 
-_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
-_NAME_RE = re.compile(_NAME_PATTERN)
+#: The one-line error when no plugin contributes a template source.
+NO_SOURCES = "no template sources are installed: pip install lk-templates"
 
 # One token: an optional escaping ``$``, then ``${NAME}`` or ``${NAME:-default}``.
 # The leading ``\$?`` is greedy, so ``$${A}`` is matched as one escape token
@@ -65,7 +82,7 @@ _TOKEN_RE = re.compile(
 )
 
 
-class _Token(NamedTuple):
+class Token(NamedTuple):
     """One reference or escape found in a template."""
 
     start: int
@@ -76,10 +93,10 @@ class _Token(NamedTuple):
     reference: str  # the ``${...}`` text, without the escaping ``$``
 
 
-def _tokens(content: str) -> Iterator[_Token]:
-    """Yield the references and escapes of ``content`` in order."""
+def tokens(content: str) -> Iterator[Token]:
+    """Yield the references and escapes of ``content`` in order (renderers build on this)."""
     for match in _TOKEN_RE.finditer(content):
-        yield _Token(
+        yield Token(
             start=match.start(),
             end=match.end(),
             name=match.group("name"),
@@ -87,14 +104,6 @@ def _tokens(content: str) -> Iterator[_Token]:
             escaped=match.group("escape") is not None,
             reference=match.group("reference"),
         )
-
-
-def is_variable_name(name: str) -> bool:
-    """Return whether ``name`` is a valid template variable name.
-
-    Valid names match ``[A-Za-z_][A-Za-z0-9_]*``.
-    """
-    return _NAME_RE.fullmatch(name) is not None
 
 
 def extract_variables(content: str) -> tuple[list[str], dict[str, str]]:
@@ -112,7 +121,7 @@ def extract_variables(content: str) -> tuple[list[str], dict[str, str]]:
     """
     required: dict[str, None] = {}
     defaults: dict[str, str] = {}
-    for token in _tokens(content):
+    for token in tokens(content):
         if token.escaped:
             continue
         if token.default is None:
@@ -143,7 +152,7 @@ def apply_variables(content: str, variables: Mapping[str, str]) -> str:
 
     parts: list[str] = []
     position = 0
-    for token in _tokens(content):
+    for token in tokens(content):
         parts.append(content[position : token.start])
         if token.escaped:
             parts.append(token.reference)
@@ -173,20 +182,51 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
 
     Each item is split on its first ``=``, so the value may contain ``=`` and
     may be empty. Later duplicates win; the dict keeps the order in which
-    names first appear.
-
-    Raises :class:`~lk_core.errors.TemplateError` naming the first bad item if
-    an item has no ``=`` or its name is not a valid variable name.
+    names first appear. Raises :class:`~lk_core.errors.TemplateError` naming
+    the first bad item (see :func:`lk_core.assignments.parse_assignments`).
     """
-    result: dict[str, str] = {}
-    for item in items:
-        name, separator, value = item.partition("=")
-        if not separator:
-            raise TemplateError(f"invalid variable assignment {item!r}: expected NAME=VALUE")
-        if not is_variable_name(name):
-            raise TemplateError(
-                f"invalid variable name {name!r} in {item!r}: "
-                "names must match [A-Za-z_][A-Za-z0-9_]*"
-            )
-        result[name] = value
-    return result
+    from lk_core.assignments import parse_assignments as parse
+
+    return parse(items, "invalid variable assignment", TemplateError)
+
+
+# ---------------------------------------------------------------------------
+# Templates through the template-source hook
+# ---------------------------------------------------------------------------
+
+
+def get_template(plugins: Plugins, name: str) -> str:
+    """The text of template ``name`` from the highest-priority source that has it.
+
+    Raises :class:`~lk_core.errors.NotFoundError` when no source has it, or
+    when no template source is installed at all.
+    """
+    sources = plugins.template_sources()
+    if not sources:
+        raise NotFoundError(NO_SOURCES)
+    for source in sources:
+        content = source.read_template(name)
+        if content is not None:
+            return content
+    raise NotFoundError(f"template {name!r} not found")
+
+
+def list_templates(plugins: Plugins) -> list[Template]:
+    """Every template of every source, one per name (the source that provides it), by name.
+
+    Raises :class:`~lk_core.errors.NotFoundError` when no template source is
+    installed.
+    """
+    sources = plugins.template_sources()
+    if not sources:
+        raise NotFoundError(NO_SOURCES)
+    found: dict[str, Template] = {}
+    for source in sources:
+        for template in source.list_templates():
+            found.setdefault(template.name, template)
+    return [found[name] for name in sorted(found)]
+
+
+def apply_template(plugins: Plugins, name: str, variables: Mapping[str, str]) -> str:
+    """Template ``name`` with ``${VAR}`` references substituted (:func:`apply_variables`)."""
+    return apply_variables(get_template(plugins, name), variables)

@@ -1,6 +1,7 @@
 """``lk templates``: list, show, inspect and render LinuxKit YAML templates.
 
-Only click is imported here; the template machinery (and PyYAML) is imported
+Added to ``lk`` by lk-templates' ``register_commands`` hook. Only click is
+imported here; the template machinery (and PyYAML) is imported
 when a command runs, so ``lk --help`` stays fast.
 """
 
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from lk_core.cli.completion import complete_templates
 from lk_core.cli.options import format_options
+
+from lk_templates.completion import complete_templates
 
 
 @click.group("templates")
@@ -36,6 +37,23 @@ def templates_group() -> None:
     """
 
 
+def _sources() -> list[Any]:
+    """The installed plugins' template sources, highest precedence first."""
+    from lk_core.plugins import get_plugins
+
+    return get_plugins().template_sources()
+
+
+def _note_shadowing(info: Any) -> None:
+    """Say on standard error when the template used hides another of the same name."""
+    if info.shadows:
+        click.echo(
+            f"lk: note: template {info.name} comes from {info.source} ({info.path}), "
+            f"not from {info.shadows}",
+            err=True,
+        )
+
+
 def _source_location(source: object) -> str:
     directory = getattr(source, "directory", None)
     if callable(directory):
@@ -53,14 +71,13 @@ def list_command(fmt: str, as_json: bool) -> None:
     """List every template, its source and description; shadowed ones are marked."""
     as_json = as_json or fmt == "json"
     from lk_core.errors import TemplateError
-    from lk_core.templates import list_templates, template_sources
 
-    sources = template_sources()
+    from lk_templates.registry import NO_SOURCES, list_templates
+
+    sources = _sources()
     if not sources:
-        raise TemplateError(
-            "no template sources are installed: install lk-templates (pip install lk-templates)"
-        )
-    infos = list_templates(include_shadowed=True, sources=sources)
+        raise TemplateError(NO_SOURCES)
+    infos = list_templates(sources, include_shadowed=True)
     if as_json:
         click.echo(json.dumps([info.to_dict() for info in infos], indent=2))
         return
@@ -73,6 +90,17 @@ def list_command(fmt: str, as_json: bool) -> None:
             rows.append([info.name, origin, info.description])
         click.echo(render_table(["NAME", "SOURCE", "DESCRIPTION"], rows))
         click.echo("")
+        # A template on disk that replaces a built-in one is worth a line of its own:
+        # a cloned repository's .lk/templates/core-dev.yml is used instead of lk's.
+        builtin = {i.name: i for i in infos if i.shadowed and i.source == "embedded"}
+        for info in infos:
+            if not info.shadowed and info.name in builtin:
+                click.echo(
+                    f"Note: {info.name} from {info.source} ({info.path}) replaces the "
+                    f"built-in {info.name}."
+                )
+        if builtin:
+            click.echo("")
     else:
         click.echo("No templates found.")
     click.echo("Sources, highest precedence first:")
@@ -85,9 +113,10 @@ def list_command(fmt: str, as_json: bool) -> None:
 @click.argument("name", shell_complete=complete_templates)
 def show_command(name: str) -> None:
     """Print the YAML text of template NAME (unrendered)."""
-    from lk_core.templates import get_template
+    from lk_templates.registry import find_template
 
-    content = get_template(name)
+    info, content = find_template(_sources(), name)
+    _note_shadowing(info)
     click.echo(content, nl=not content.endswith("\n"))
 
 
@@ -97,10 +126,12 @@ def show_command(name: str) -> None:
 def vars_command(name: str, fmt: str, as_json: bool) -> None:
     """List the variables of template NAME: required ones, and optional ones with defaults."""
     as_json = as_json or fmt == "json"
-    from lk_core.templates import find_template
     from lk_core.templating import extract_variables
 
-    info, content = find_template(name)
+    from lk_templates.registry import find_template
+
+    info, content = find_template(_sources(), name)
+    _note_shadowing(info)
     required, optional = extract_variables(content)
     if as_json:
         document: dict[str, Any] = {
@@ -151,16 +182,16 @@ def render_command(
     Values are escaped for the place they land in, so quotes, colons, '#' or
     line breaks in a value never change the document's structure.
     """
-    from lk_core.templates import apply_template, check_known_variables, load_var_file
-    from lk_core.templating import parse_assignments
+    from lk_templates.registry import find_template
+    from lk_templates.render import render_yaml
+    from lk_templates.run_defaults import run_defaults
+    from lk_templates.varfile import variables_from_cli
 
-    variables: dict[str, str] = {}
-    if var_file is not None:
-        variables.update(load_var_file(var_file))
-    given = parse_assignments(assignments)
-    check_known_variables(name, given)
-    variables.update(given)
-    rendered = apply_template(name, variables)
+    info, content = find_template(_sources(), name)
+    _note_shadowing(info)
+    variables = variables_from_cli(name, content, var_file, assignments)
+    rendered = render_yaml(content, variables, name=name)
+    run_defaults(content, variables, name=name)  # '# lk:' values: refused now, not after a build
     if not rendered.endswith("\n"):
         rendered += "\n"
     if output is None:

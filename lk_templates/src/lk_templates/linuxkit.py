@@ -6,7 +6,6 @@ What ``lk run --template NAME`` needs:
   ``PATH``);
 * :func:`build_image` - ``linuxkit build`` into a cache keyed by the rendered
   YAML and the output format: an unchanged template is never built twice;
-* :func:`template_run_defaults` - the memory/CPUs a template asks for;
 * :func:`prune_unused_builds` - delete cached builds no container uses.
 
 Cache layout (``<cache>`` is :func:`default_build_cache_dir`)::
@@ -31,13 +30,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
-
 from lk_core.errors import LkError
-from lk_core.templates import RunDefaults
+from lk_core.locking import locked
 
 __all__ = [
     "LINUXKIT_ENV",
@@ -48,7 +46,6 @@ __all__ = [
     "default_build_cache_dir",
     "find_linuxkit",
     "prune_unused_builds",
-    "template_run_defaults",
 ]
 
 #: Environment variable naming the linuxkit executable to use.
@@ -114,15 +111,18 @@ def find_linuxkit() -> Path:
 
 
 def choose_output_format(
-    formats_supported: frozenset[str] | set[str], preferred: str | None = None
+    formats_supported: frozenset[str] | set[str],
+    preferred: str | None = None,
+    preferred_formats: Sequence[str] = (),
 ) -> OutputFormat:
     """Pick the linuxkit output for a hypervisor that boots ``formats_supported``.
 
     ``preferred`` (a linuxkit format name such as ``"kernel+initrd"``) wins
-    when the hypervisor supports what it produces; otherwise ``iso-bios`` when
-    ISO is supported (QEMU), else ``kernel+initrd``, else a raw, qcow2 or vmdk
-    disk. Hyperkit boots ISOs only through UEFI firmware while ``iso-bios``
-    is BIOS-only, so callers pass ``preferred="kernel+initrd"`` for it.
+    when the hypervisor supports what it produces. Then the hypervisor's own
+    order, ``preferred_formats`` (image formats such as ``"kernel+initrd"``,
+    ``"iso"``; :attr:`lk_core.hypervisor.Hypervisor.preferred_formats`): the
+    first one linuxkit can build. Otherwise ``iso-bios`` when ISO is
+    supported, else ``kernel+initrd``, else a raw, qcow2 or vmdk disk.
     Raises :class:`LinuxKitError` if nothing fits or ``preferred`` is unknown.
     """
     by_name = {fmt.name: fmt for fmt in OUTPUT_FORMATS}
@@ -132,6 +132,10 @@ def choose_output_format(
             raise LinuxKitError(f"unknown linuxkit output format {preferred!r} (known: {known})")
         if by_name[preferred].lk_format in formats_supported:
             return by_name[preferred]
+    for wanted in preferred_formats:
+        for fmt in OUTPUT_FORMATS:
+            if fmt.lk_format == wanted and wanted in formats_supported:
+                return fmt
     for fmt in OUTPUT_FORMATS:
         if fmt.lk_format in formats_supported:
             return fmt
@@ -171,19 +175,6 @@ def _complete(entry: Path, name: str, fmt: OutputFormat) -> bool:
     return all((entry / f"{name}{suffix}").is_file() for suffix in fmt.outputs)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if needed) while inside."""
-    import fcntl
-
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def _last_error_line(output: str) -> str:
     lines = [" ".join(line.split()) for line in output.splitlines()]
     lines = [line for line in lines if line]
@@ -200,12 +191,14 @@ def build_image(
     cache_dir: Path | None = None,
     *,
     output_format: str | None = None,
+    preferred_formats: Sequence[str] = (),
     timeout: float | None = None,
 ) -> Path:
     """Build ``yaml_text`` with linuxkit and return the path of the bootable image.
 
     The output format is chosen by :func:`choose_output_format`
-    (``output_format`` is its ``preferred``). Builds are
+    (``output_format`` is its ``preferred``, ``preferred_formats`` the
+    hypervisor's order). Builds are
     cached under ``cache_dir`` (default :func:`default_build_cache_dir`) by
     the sha256 of the format and ``yaml_text``: when that build exists it is
     returned at once, without running linuxkit. Otherwise linuxkit runs as
@@ -219,7 +212,7 @@ def build_image(
     Raises :class:`LinuxKitError` (one line: linuxkit's last error line) if
     linuxkit is missing, fails, times out or produces no image.
     """
-    fmt = choose_output_format(formats_supported, output_format)
+    fmt = choose_output_format(formats_supported, output_format, preferred_formats)
     cache = (cache_dir or default_build_cache_dir()).absolute()
     key = _key(yaml_text, fmt)
     name = f"lk-{key[:12]}"
@@ -229,7 +222,7 @@ def build_image(
         return _image_path(entry, name, fmt)
     linuxkit = find_linuxkit()
     cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / f".lock-{key}"):
+    with locked(cache / f".lock-{key}"):
         if _complete(entry, name, fmt):
             return _image_path(entry, name, fmt)
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", dir=cache))
@@ -348,24 +341,9 @@ def prune_unused_builds(
         if any(_is_under(image, entry) for image in active_images):
             continue
         lock = cache / f".lock-{entry.name}"
-        with _locked(lock):
+        with locked(lock):
             shutil.rmtree(entry, ignore_errors=True)
         with contextlib.suppress(OSError):
             lock.unlink()
         removed.append(entry)
     return removed
-
-
-def template_run_defaults(name: str, variables: Mapping[str, str]) -> RunDefaults:
-    """The VM settings template ``name`` asks for, given ``variables``.
-
-    ``memory`` (MB) and ``cpus`` come from the template's ``# lk:`` line or its
-    ``MEMORY``/``CPUS`` variables (the given value, else the default);
-    ``disk_size`` from ``DATA_SIZE``. Keys the template does not define are
-    absent: use lk's defaults (or the user's ``-m``/``-c``) for them. Raises
-    :class:`~lk_core.errors.UsageError` for a value that is not a size or a
-    CPU count.
-    """
-    from lk_core.templates import get_template, run_defaults
-
-    return run_defaults(get_template(name), variables, name=name)

@@ -1,60 +1,116 @@
-"""``lk run --template``: render a template, build it with linuxkit, and pick VM defaults."""
+"""``lk run --template``: render a template, build it with linuxkit, and pick VM defaults.
+
+:func:`prepare_run` is lk-templates' ``prepare_run`` hook: it turns the
+``--template``/``--var``/``--var-file`` values into the built image and the
+memory and CPUs the template asks for. :func:`prune_builds` is its
+``container_removed`` hook: cached builds no container uses are deleted.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
+from lk_core.errors import UsageError
 
-from lk_core.plugins import Plugins
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from lk_core.hypervisor import Hypervisor
+    from lk_core.model import RunRequest
+    from lk_core.plugins import Plugins
+
+    from lk_templates.run_defaults import RunDefaults
+
+__all__ = ["TemplateBuild", "build_template", "prepare_run", "prune_builds"]
 
 
 @attrs.frozen
-class TemplateImage:
-    """A template built into a bootable image, with the VM sizes it asks for."""
+class TemplateBuild:
+    """A template built into a bootable image, with the VM settings it asks for."""
 
     image: Path
-    memory: int | None
-    cpus: int | None
+    defaults: RunDefaults
 
 
-def build_template_image(
+def build_template(
     plugins: Plugins,
+    hypervisor: Hypervisor,
     name: str,
-    variables: Mapping[str, str],
-    hypervisor: str = "",
-) -> TemplateImage:
-    """Render template ``name`` with ``variables`` and build it for the chosen hypervisor.
+    var_file: str | None = None,
+    assignments: tuple[str, ...] | list[str] = (),
+) -> TemplateBuild:
+    """Render template ``name`` with its variables and build it for ``hypervisor``.
 
-    The build is cached by its rendered content: an unchanged template is not
-    rebuilt. Hyperkit gets LinuxKit's kernel+initrd output (it cannot boot a
-    BIOS ISO); other hypervisors get a BIOS ISO when they can boot one.
+    The template is looked up once; its ``# lk:`` values are checked before
+    linuxkit runs. The build is cached by its rendered content: an unchanged
+    template is not rebuilt. The output format follows the hypervisor's
+    ``preferred_formats``, else its ``formats``.
     """
-    from lk_core.linuxkit import build_image, template_run_defaults
-    from lk_core.templates import apply_template
+    from lk_templates.linuxkit import build_image
+    from lk_templates.registry import find_template
+    from lk_templates.render import render_yaml
+    from lk_templates.run_defaults import run_defaults
+    from lk_templates.varfile import variables_from_cli
 
-    hv = plugins.get_hypervisor(hypervisor) if hypervisor else plugins.detect_hypervisor()
-    rendered = apply_template(name, variables)
-    output = "kernel+initrd" if hv.name == "hyperkit" else None
-    image = build_image(rendered, hv.formats, output_format=output)
-    defaults = template_run_defaults(name, variables)
-    return TemplateImage(image=image, memory=defaults.get("memory"), cpus=defaults.get("cpus"))
+    info, content = find_template(plugins.template_sources(), name)
+    if info.shadows:
+        print(
+            f"lk: note: template {name} comes from {info.source} ({info.path}), "
+            f"not from {info.shadows}",
+            file=sys.stderr,
+        )
+    variables = variables_from_cli(name, content, var_file, tuple(assignments))
+    rendered = render_yaml(content, variables, name=name)
+    defaults = run_defaults(content, variables, name=name)
+    image = build_image(
+        rendered,
+        frozenset(hypervisor.formats),
+        preferred_formats=tuple(getattr(hypervisor, "preferred_formats", ()) or ()),
+    )
+    return TemplateBuild(image=image, defaults=defaults)
 
 
-def template_variables_from_cli(
-    name: str, var_file: str, assignments: tuple[str, ...]
-) -> dict[str, str]:
-    """Variables from ``--var-file`` then ``--var K=V`` on top (a ``--var`` wins).
+def prepare_run(plugins: Plugins, request: RunRequest, owner: str) -> RunRequest | None:
+    """The run with the template built, when ``--template`` was given (values of ``owner``)."""
+    values: Mapping[str, Any] = request.plugin_options.get(owner, {})
+    template = str(values.get("template") or "")
+    assignments = list(values.get("var") or ())
+    var_file = str(values.get("var_file") or "")
+    if not template:
+        if assignments or var_file:
+            raise UsageError("--var and --var-file need --template")
+        return None
+    if request.image:
+        raise UsageError("give an IMAGE or --template NAME, not both")
+    options = request.options
+    hypervisor = (
+        plugins.get_hypervisor(options.hypervisor)
+        if options.hypervisor
+        else plugins.detect_hypervisor()
+    )
+    built = build_template(plugins, hypervisor, template, var_file or None, assignments)
+    # None: not given, and lk's own default applies.
+    memory = options.memory or built.defaults.get("memory")
+    cpus = options.cpus if options.cpus is not None else built.defaults.get("cpus")
+    return attrs.evolve(
+        request,
+        image=str(built.image),
+        options=attrs.evolve(options, memory=memory, cpus=cpus),
+    )
 
-    A ``--var`` the template does not use is refused (a var file may be shared
-    by several templates, so its extra names are allowed).
+
+def prune_builds(plugins: Plugins) -> list[Path]:
+    """Delete cached builds no stored container uses any more; return what was deleted.
+
+    Builds made in the last minute are kept (their container may not be
+    recorded yet).
     """
-    from lk_core.templates import check_known_variables, load_var_file
-    from lk_core.templating import parse_assignments
+    from lk_templates.linuxkit import default_build_cache_dir, prune_unused_builds
 
-    variables: dict[str, str] = dict(load_var_file(var_file)) if var_file else {}
-    given = parse_assignments(assignments)
-    check_known_variables(name, given)
-    variables.update(given)
-    return variables
+    if not default_build_cache_dir().is_dir():
+        return []
+    images = {container.image for container in plugins.store().all()}
+    return prune_unused_builds(images, min_age=60.0)

@@ -25,12 +25,9 @@ from typing import TYPE_CHECKING
 
 from lk_core.model import Template
 from lk_core.template_source import TemplateSource
-from lk_core.templates import (
-    TEMPLATE_EXTENSIONS,
-    DirectorySource,
-    describe_template,
-    validate_template_name,
-)
+
+from lk_templates.directory import DirectorySource
+from lk_templates.names import TEMPLATE_EXTENSIONS, describe_template, validate_template_name
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable

@@ -1,4 +1,4 @@
-"""Shell completion: container references, hypervisor and template names; ``lk completion``.
+"""Shell completion: container references and hypervisor names; ``lk completion``.
 
 Click drives completion: the shell runs ``lk`` with ``_LK_COMPLETE`` set
 (``bash_complete``, ``zsh_complete``, ``fish_complete``) and the words typed so
@@ -147,25 +147,6 @@ def complete_hypervisors(
     ]
 
 
-def complete_templates(
-    _ctx: click.Context, _param: click.Parameter, incomplete: str
-) -> list[CompletionItem]:
-    """``shell_complete=`` for template NAME arguments: names from every template source."""
-    from click.shell_completion import CompletionItem
-
-    try:
-        from lk_core.templates import list_templates
-
-        infos = list_templates()
-    except Exception:  # ImportError too: an lk-core without lk_core.templates
-        return []
-    return [
-        CompletionItem(info.name, help=info.description or None)
-        for info in infos
-        if info.name.startswith(incomplete)
-    ]
-
-
 def completion_script(shell: str, prog_name: str = "lk") -> str:
     """The script that enables completion of ``prog_name`` in ``shell`` (bash, zsh, fish)."""
     from click.shell_completion import get_completion_class
@@ -189,7 +170,8 @@ def completion_command(shell: str) -> None:
     zsh:   eval "$(lk completion zsh)"             (in ~/.zshrc, after compinit)
     fish:  lk completion fish > ~/.config/fish/completions/lk.fish
 
-    Container names and IDs, hypervisor and template names complete.
+    Container names and IDs and hypervisor names complete (plugins add more,
+    such as lk-templates' template names).
     """
     click.echo(completion_script(shell), nl=False)
 

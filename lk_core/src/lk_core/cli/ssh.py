@@ -47,15 +47,9 @@ def wait_command(ref: str, timeout: float) -> None:
 
 
 def _parse_env(items: tuple[str, ...]) -> dict[str, str]:
-    from lk_core.errors import UsageError
+    from lk_core.assignments import parse_assignments
 
-    env = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier() or not key.isascii():
-            raise UsageError(f"invalid -e {item!r}: expected NAME=VALUE with a valid NAME")
-        env[key] = value
-    return env
+    return parse_assignments(items, "invalid -e")
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
