@@ -62,7 +62,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy: strict on lk_core, typed throughout the plugins."""
     install_all(session)
-    session.install("mypy", "types-PyYAML")
+    session.install("mypy", "types-PyYAML", "types-psutil")
     session.run(
         "mypy",
         "lk_core/src/lk_core",
