@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from lk_core.errors import HypervisorError
 from lk_libvirt.domain_xml import (
     LK_NAMESPACE,
@@ -52,7 +51,9 @@ def test_iso_domain_has_the_measured_features() -> None:
     assert root.find("cpu").get("mode") == "maximum"  # type: ignore[union-attr]
     assert root.findtext("on_poweroff") == "destroy"
     disks = root.findall("devices/disk")
-    assert [(d.get("device"), d.find("target").get("bus"), d.find("source").get("file")) for d in disks] == [  # type: ignore[union-attr]
+    assert [
+        (d.get("device"), d.find("target").get("bus"), d.find("source").get("file")) for d in disks
+    ] == [  # type: ignore[union-attr]
         ("cdrom", "sata", "/img/lk-test.iso"),
         ("cdrom", "sata", "/run/lk/meta.iso"),
     ]
@@ -63,7 +64,10 @@ def test_iso_domain_has_the_measured_features() -> None:
     assert root.find("devices/rng").get("model") == "virtio"  # type: ignore[union-attr]
     log = root.find("devices/serial/log")
     assert log is not None and log.get("append") == "off"
-    assert serial_log_path(build_domain_xml(_iso(serial_log="/var/log/lk/c.log"))) == "/var/log/lk/c.log"
+    assert (
+        serial_log_path(build_domain_xml(_iso(serial_log="/var/log/lk/c.log")))
+        == "/var/log/lk/c.log"
+    )
     assert root.find("devices/console/target").get("type") == "serial"  # type: ignore[union-attr]
 
 
@@ -87,7 +91,9 @@ def test_disk_images_are_virtio_disks(fmt: str) -> None:
 
 
 def test_kernel_initrd() -> None:
-    root = _root(_iso(direct_boot=DirectBoot("/i/k", "/i/initrd.img", "quiet console=ttyS0,115200")))
+    root = _root(
+        _iso(direct_boot=DirectBoot("/i/k", "/i/initrd.img", "quiet console=ttyS0,115200"))
+    )
     assert root.findtext("os/kernel") == "/i/k"
     assert root.findtext("os/initrd") == "/i/initrd.img"
     assert root.findtext("os/cmdline") == "quiet console=ttyS0,115200"
@@ -97,7 +103,9 @@ def test_kernel_initrd() -> None:
 
 
 def test_network_forwards_on_qemu_commandline() -> None:
-    spec = _iso(forwards=(Forward(2222, 22), Forward(8080, 80, "0.0.0.0", "udp")), mac="02:00:00:00:00:01")
+    spec = _iso(
+        forwards=(Forward(2222, 22), Forward(8080, 80, "0.0.0.0", "udp")), mac="02:00:00:00:00:01"
+    )
     args = _qemu_args(_root(spec))
     assert args == [
         "-netdev",
@@ -133,7 +141,9 @@ def test_bad_forwards(forwards: tuple[Forward, ...], message: str) -> None:
 
 
 def test_same_port_other_protocol_or_address_is_fine() -> None:
-    rules = forward_rules([Forward(80, 1), Forward(80, 2, protocol="udp"), Forward(80, 3, "10.0.0.1")])
+    rules = forward_rules(
+        [Forward(80, 1), Forward(80, 2, protocol="udp"), Forward(80, 3, "10.0.0.1")]
+    )
     assert len(rules) == 3
 
 
@@ -167,13 +177,19 @@ def test_metadata_round_trip_and_namespace() -> None:
 
 def test_domain_without_lk_metadata_is_ignored() -> None:
     assert parse_lk_metadata(build_domain_xml(_iso())) is None
-    foreign = "<domain type='kvm'><name>other</name><metadata><x:y xmlns:x='urn:x'>1</x:y></metadata></domain>"
+    foreign = (
+        "<domain type='kvm'><name>other</name>"
+        "<metadata><x:y xmlns:x='urn:x'>1</x:y></metadata></domain>"
+    )
     assert parse_lk_metadata(foreign) is None
 
 
 @pytest.mark.parametrize("text", ["not json", "[1, 2]"])
 def test_damaged_metadata_is_reported(text: str) -> None:
-    xml = f"<domain><metadata><lk:container xmlns:lk='{LK_NAMESPACE}'>{text}</lk:container></metadata></domain>"
+    xml = (
+        f"<domain><metadata><lk:container xmlns:lk='{LK_NAMESPACE}'>{text}</lk:container>"
+        "</metadata></domain>"
+    )
     with pytest.raises(HypervisorError, match="lk metadata"):
         parse_lk_metadata(xml)
 
@@ -185,7 +201,8 @@ def test_invalid_xml() -> None:
 
 # Characters XML 1.0 can carry (no control characters but tab/newline, no surrogates).
 _xml_text = st.text(
-    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"), max_size=40
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+    max_size=40,
 )
 
 
@@ -194,9 +211,13 @@ _xml_text = st.text(
     path_part=_xml_text.filter(lambda s: "/" not in s),
     record=st.dictionaries(_xml_text, st.one_of(_xml_text, st.integers(), st.none()), max_size=5),
 )
-def test_special_characters_are_escaped(name: str, path_part: str, record: dict[str, object]) -> None:
+def test_special_characters_are_escaped(
+    name: str, path_part: str, record: dict[str, object]
+) -> None:
     image = f"/images/{path_part}<&>'\".iso"
-    xml = build_domain_xml(_iso(name=name, image=image, metadata=record, metadata_cd=f"/m/{path_part}&.iso"))
+    xml = build_domain_xml(
+        _iso(name=name, image=image, metadata=record, metadata_cd=f"/m/{path_part}&.iso")
+    )
     root = ET.fromstring(xml)
     assert root.findtext("name") == name
     disks = root.findall("devices/disk/source")

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import pytest
-
 from lk_core.errors import UsageError
 from lk_libvirt.uri import parse_uri
 
 
 def test_local_system() -> None:
     uri = parse_uri("qemu:///system")
-    assert (uri.driver, uri.transport, uri.host, uri.port, uri.path) == ("qemu", "", "", 0, "/system")
+    assert (uri.driver, uri.transport, uri.host, uri.port, uri.path) == (
+        "qemu",
+        "",
+        "",
+        0,
+        "/system",
+    )
     assert not uri.is_remote
     assert not uri.is_session
     assert uri.probe_address is None
@@ -53,10 +58,14 @@ def test_with_param_appends_once() -> None:
     once = uri.with_param("no_tty", "1")
     assert str(once) == "qemu+ssh://h/system?no_tty=1"
     assert once.with_param("no_tty", "0") == once
-    assert str(parse_uri("qemu+ssh://h/system?a=b").with_param("no_tty", "1")).endswith("?a=b&no_tty=1")
+    assert str(parse_uri("qemu+ssh://h/system?a=b").with_param("no_tty", "1")).endswith(
+        "?a=b&no_tty=1"
+    )
 
 
-@pytest.mark.parametrize("text", ["", "system", "/var/run/libvirt", "qemu+carrier://h/system", "qemu+ssh://h:99999/x"])
+@pytest.mark.parametrize(
+    "text", ["", "system", "/var/run/libvirt", "qemu+carrier://h/system", "qemu+ssh://h:99999/x"]
+)
 def test_invalid(text: str) -> None:
     with pytest.raises(UsageError, match="invalid libvirt URI"):
         parse_uri(text)

@@ -18,6 +18,7 @@ enabled on remote connections so that a host that dies is noticed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -53,12 +54,14 @@ def probe_tcp(host: str, port: int, timeout: float) -> None:
     try:
         with socket.create_connection((host, port), timeout=max(timeout, 0.1)):
             pass
-    except socket.timeout:
+    except TimeoutError:
         raise HypervisorError(
             f"cannot reach {host}:{port}: no answer within {timeout:g} s"
         ) from None
     except socket.gaierror as error:
-        raise HypervisorError(f"cannot reach {host}:{port}: unknown host ({error.strerror})") from None
+        raise HypervisorError(
+            f"cannot reach {host}:{port}: unknown host ({error.strerror})"
+        ) from None
     except OSError as error:
         raise HypervisorError(f"cannot reach {host}:{port}: {error.strerror or error}") from None
 
@@ -129,28 +132,24 @@ def open_connection(
     worker.start()
     worker.join(max(deadline - time.monotonic(), 0.0))
     with lock:
-        if "conn" in outcome:
-            conn = outcome["conn"]
-        elif "error" in outcome:
-            error = outcome["error"]
-            assert isinstance(error, BaseException)
-            raise HypervisorError(f"cannot connect to {parsed}: {error_message(error)}") from None
-        else:
+        conn: Connection = outcome.get("conn")
+        failure = outcome.get("error")
+        if isinstance(failure, BaseException):
+            raise HypervisorError(f"cannot connect to {parsed}: {error_message(failure)}") from None
+        if conn is None:
             outcome["abandoned"] = True
             raise HypervisorError(
                 f"cannot connect to {parsed}: no answer within {timeout:g} s"
             ) from None
     if parsed.is_remote:
-        try:
+        # Keepalive is best effort (old or local daemons refuse it).
+        with contextlib.suppress(Exception):
             conn.setKeepAlive(5, 3)
-        except Exception:  # keepalive is best effort (old or local daemons refuse it)
-            pass
     return conn
 
 
 def close_connection(conn: Connection) -> None:
     """Close ``conn``, ignoring errors (the connection may already be dead)."""
-    try:
+    # A dead connection cannot be closed cleanly; there is nothing to do about it.
+    with contextlib.suppress(Exception):
         conn.close()
-    except Exception:  # a dead connection cannot be closed cleanly; nothing to do
-        pass

@@ -13,6 +13,7 @@ everything to that file as well; :func:`read_log_file` reads it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -93,10 +94,8 @@ class Console:
             if reason and not self._closed:
                 self._closed = True
                 self._reason = reason
-                try:
+                with contextlib.suppress(libvirt.libvirtError):
                     stream.eventRemoveCallback()
-                except libvirt.libvirtError:
-                    pass
             self._cond.notify_all()
 
     @property
@@ -141,14 +140,10 @@ class Console:
             self._reason = self._reason or "closed"
             self._cond.notify_all()
         if not was_closed:
-            try:
+            with contextlib.suppress(libvirt.libvirtError):
                 self._stream.eventRemoveCallback()
-            except libvirt.libvirtError:
-                pass
-        try:
+        with contextlib.suppress(libvirt.libvirtError):
             self._stream.abort()
-        except libvirt.libvirtError:
-            pass
 
     def __enter__(self) -> Console:
         return self

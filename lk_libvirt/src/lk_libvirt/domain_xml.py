@@ -40,7 +40,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-
 from lk_core.errors import HypervisorError
 
 __all__ = [
@@ -251,8 +250,10 @@ def build_domain_xml(spec: DomainSpec) -> str:
         )
     if isinstance(spec.vcpus, bool) or spec.vcpus < 1:
         raise HypervisorError(f"a domain needs at least 1 vCPU, got {spec.vcpus}")
-    if spec.direct_boot is None and spec.image_format != "iso" and (
-        spec.image_format not in DISK_FORMATS
+    if (
+        spec.direct_boot is None
+        and spec.image_format != "iso"
+        and (spec.image_format not in DISK_FORMATS)
     ):
         raise HypervisorError(
             f"libvirt cannot boot images of format {spec.image_format!r} "
@@ -326,7 +327,12 @@ def build_domain_xml(spec: DomainSpec) -> str:
     commandline = _sub(domain, f"{{{QEMU_NAMESPACE}}}commandline")
     netdev = ",".join(["user", f"id={_NETDEV_ID}", *(f"hostfwd={rule}" for rule in rules)])
     mac = spec.mac or stable_mac(name)
-    for value in ("-netdev", netdev, "-device", f"virtio-net-pci,netdev={_NETDEV_ID},mac={mac},bus=pcie.0,addr={NIC_PCI_ADDRESS}"):
+    for value in (
+        "-netdev",
+        netdev,
+        "-device",
+        f"virtio-net-pci,netdev={_NETDEV_ID},mac={mac},bus=pcie.0,addr={NIC_PCI_ADDRESS}",
+    ):
         _sub(commandline, f"{{{QEMU_NAMESPACE}}}arg", value=value)
 
     ET.indent(domain)

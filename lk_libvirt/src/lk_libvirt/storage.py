@@ -13,6 +13,7 @@ uploaded again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import xml.etree.ElementTree as ET
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import attrs
-
 from lk_core.errors import HypervisorError
 
 from lk_libvirt.binding import (
@@ -168,9 +168,7 @@ def _reader(_stream: Stream, nbytes: int, handle: BinaryIO) -> bytes:
     return handle.read(nbytes)
 
 
-def upload_volume(
-    conn: Connection, pool: StoragePool, path: Path, *, name: str = ""
-) -> Upload:
+def upload_volume(conn: Connection, pool: StoragePool, path: Path, *, name: str = "") -> Upload:
     """Upload the local file ``path`` into ``pool`` unless a complete copy is there already.
 
     The volume is named :func:`volume_name` unless ``name`` is given.
@@ -202,10 +200,8 @@ def upload_volume(
             stream.sendAll(_reader, handle)
             stream.finish()
     except (libvirt.libvirtError, OSError) as error:
-        try:
+        with contextlib.suppress(libvirt.libvirtError):
             stream.abort()
-        except libvirt.libvirtError:
-            pass
         delete_volume(pool, vol_name)
         raise HypervisorError(f"cannot upload {path}: {error_message(error)}") from None
     if volume_size(volume) != size:
@@ -225,4 +221,3 @@ def delete_volume(pool: StoragePool, name: str) -> bool:
     except libvirt.libvirtError as error:
         raise HypervisorError(f"cannot delete volume {name!r}: {error_message(error)}") from None
     return True
-

@@ -11,7 +11,6 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
-
 from lk_core.errors import UsageError
 
 __all__ = ["DEFAULT_PORTS", "NETWORK_TRANSPORTS", "LibvirtURI", "parse_uri"]
