@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,11 @@ def fake_linuxkit(
     else:
         monkeypatch.delenv("FAKE_LINUXKIT_IMAGES", raising=False)
     return log
+
+
+@pytest.fixture
+def installed(workspace: Path) -> list[Any]:
+    """The installed plugins' template sources (what ``lk templates`` consults)."""
+    from lk_core.plugins import get_plugins
+
+    return get_plugins().template_sources()

@@ -1,4 +1,4 @@
-"""The lk_core.templates API: names, errors, variables, run defaults, variable files."""
+"""The lk_templates API: names, errors, variables, run defaults, variable files."""
 
 from __future__ import annotations
 
@@ -13,22 +13,55 @@ from lk_core.errors import (
     TemplateError,
     UsageError,
 )
-from lk_core.linuxkit import template_run_defaults
 from lk_core.model import Template
-from lk_core.templates import (
-    DirectorySource,
-    apply_template,
-    describe_template,
-    find_template,
-    get_template,
-    list_templates,
-    load_var_file,
-    parse_var_file,
-    run_defaults,
-    template_defaults,
-    template_variables,
-    validate_template_name,
-)
+from lk_core.plugins import get_plugins
+from lk_core.template_source import TemplateSource
+from lk_templates.directory import DirectorySource
+from lk_templates.names import describe_template, validate_template_name
+from lk_templates.run_defaults import run_defaults
+from lk_templates.run_defaults import template_defaults as defaults_of
+from lk_templates.varfile import load_var_file, parse_var_file
+
+from lk_templates import registry
+
+# The registry takes the sources to consult; these tests consult the installed
+# plugins' unless they pass their own.
+
+
+def _sources(sources: list[Any] | None) -> list[TemplateSource]:
+    return get_plugins().template_sources() if sources is None else sources
+
+
+def get_template(name: str, *, sources: list[Any] | None = None) -> str:
+    return registry.get_template(_sources(sources), name)
+
+
+def find_template(name: str) -> tuple[registry.TemplateInfo, str]:
+    return registry.find_template(_sources(None), name)
+
+
+def list_templates(
+    include_shadowed: bool = False, *, sources: list[Any] | None = None
+) -> list[registry.TemplateInfo]:
+    return registry.list_templates(_sources(sources), include_shadowed)
+
+
+def template_variables(name: str) -> tuple[list[str], dict[str, str]]:
+    return registry.template_variables(_sources(None), name)
+
+
+def apply_template(name: str, variables: dict[str, str]) -> str:
+    return registry.apply_template(_sources(None), name, variables)
+
+
+def template_defaults(name: str) -> Any:
+    return defaults_of(get_template(name), name=name)
+
+
+def template_run_defaults(name: str, variables: dict[str, str]) -> Any:
+    """What ``lk run --template`` uses: the template resolved once, its run defaults."""
+    return run_defaults(get_template(name), variables, name=name)
+
 
 # ---------------------------------------------------------------------------
 # names and traversal

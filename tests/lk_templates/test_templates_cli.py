@@ -83,11 +83,24 @@ def test_list_json(lk: Run, workspace_templates: Path) -> None:
 
 
 def test_no_template_sources(lk: Run) -> None:
-    env = {"LK_DISABLE_PLUGINS": "templates"}
+    # lk-templates' commands without any template source (lk-templates disabled).
+    env = {
+        "LK_DISABLE_PLUGINS": "templates",
+        "LK_PLUGIN_MODULES": "commands_only_plugin",
+        "PYTHONPATH": str(Path(__file__).parent),
+    }
     message = one_line_error(lk("templates", "list", env=env))
     assert "install lk-templates" in message
     message = one_line_error(lk("templates", "show", "core-dev", env=env))
     assert "install lk-templates" in message
+
+
+def test_without_lk_templates_lk_knows_no_template(lk: Run) -> None:
+    env = {"LK_DISABLE_PLUGINS": "templates"}
+    result = lk("templates", "list", env=env)
+    assert result.returncode == 2 and "No such command 'templates'" in result.stderr
+    result = lk("run", "--template", "core-dev", env=env)
+    assert result.returncode == 2 and "--template" in result.stderr
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lk_core.errors import MissingVariablesError, TemplateError
-from lk_core.templates import dq_escape, is_plain_safe, render_yaml
+from lk_templates.render import dq_escape, is_plain_safe, render_yaml
 
 # Every place a value can land in a LinuxKit template.
 CONTEXTS = """\
@@ -393,9 +393,11 @@ def test_invalid_template_reports_line_and_column(template: str, where: str) -> 
 
 
 def test_core_dev_with_an_ssh_key(workspace: Path) -> None:
-    from lk_core.templates import apply_template
+    from lk_core.plugins import get_plugins
+    from lk_templates.registry import apply_template
 
     key = "ssh-ed25519 AAAA... me@host"
-    document = yaml.safe_load(apply_template("core-dev", {"SSH_KEY": key}))
+    sources = get_plugins().template_sources()
+    document = yaml.safe_load(apply_template(sources, "core-dev", {"SSH_KEY": key}))
     entry = next(f for f in document["files"] if f["path"] == "root/.ssh/authorized_keys")
     assert entry == {"path": "root/.ssh/authorized_keys", "mode": "0600", "contents": key + "\n"}

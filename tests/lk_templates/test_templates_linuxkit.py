@@ -1,4 +1,4 @@
-"""lk_core.linuxkit: finding linuxkit, building into the cache, pruning; with a fake linuxkit."""
+"""lk_templates.linuxkit: finding linuxkit, building into the cache, pruning (fake linuxkit)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from lk_core.formats import KERNEL_INITRD, detect_builtin, find_kernel_initrd
-from lk_core.linuxkit import (
+from lk_templates.linuxkit import (
     LinuxKitError,
     build_image,
     choose_output_format,
@@ -20,7 +20,15 @@ from lk_core.linuxkit import (
     find_linuxkit,
     prune_unused_builds,
 )
-from lk_core.templates import apply_template
+
+from lk_templates import registry
+
+
+def apply_template(name: str, variables: dict[str, str]) -> str:
+    from lk_core.plugins import get_plugins
+
+    return registry.apply_template(get_plugins().template_sources(), name, variables)
+
 
 QEMU = frozenset({"iso", "qcow2", "vmdk", "raw", "kernel+initrd"})
 HYPERKIT = frozenset({"kernel+initrd", "iso", "raw", "qcow2"})

@@ -9,19 +9,44 @@ import pytest
 import yaml
 from lk_core.model import Template
 from lk_core.plugins import new_plugins, set_plugins
-from lk_core.templates import (
-    DirectorySource,
-    apply_template,
-    get_template,
-    list_templates,
-    run_defaults,
-    template_defaults,
-    template_sources,
-    template_variables,
-)
+from lk_core.template_source import TemplateSource
+from lk_templates.directory import DirectorySource
+from lk_templates.run_defaults import run_defaults
+from lk_templates.run_defaults import template_defaults as defaults_of
 from lk_templates.sources import EmbeddedSource, default_sources
 
 from lk_core import hookimpl
+from lk_templates import registry
+
+# The registry takes the sources to consult: these tests consult the current
+# plugins' (set_plugins() changes them).
+
+
+def template_sources() -> list[TemplateSource]:
+    from lk_core.plugins import get_plugins
+
+    return get_plugins().template_sources()
+
+
+def get_template(name: str) -> str:
+    return registry.get_template(template_sources(), name)
+
+
+def list_templates(include_shadowed: bool = False) -> list[registry.TemplateInfo]:
+    return registry.list_templates(template_sources(), include_shadowed)
+
+
+def template_variables(name: str) -> tuple[list[str], dict[str, str]]:
+    return registry.template_variables(template_sources(), name)
+
+
+def apply_template(name: str, variables: dict[str, str]) -> str:
+    return registry.apply_template(template_sources(), name, variables)
+
+
+def template_defaults(name: str) -> Any:
+    return defaults_of(get_template(name), name=name)
+
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMvalidlookingkeymaterial me@host"
 
@@ -378,7 +403,13 @@ def test_plugin_entry_point_registers_the_sources(workspace: Path) -> None:
 
     plugins = get_plugins()
     assert "templates" in plugins.infos
-    assert plugins.infos["templates"].hooks == ("register_template_sources",)
+    assert plugins.infos["templates"].hooks == (
+        "container_removed",
+        "prepare_run",
+        "register_commands",
+        "register_options",
+        "register_template_sources",
+    )
     assert plugins.infos["templates"].distribution == "lk-templates"
 
 
@@ -409,5 +440,5 @@ def test_docs_plugin_examples_work(workspace: Path) -> None:
 
 
 def test_docs_api_listing_names_real_functions() -> None:
-    (api,) = [b for b in _python_blocks() if "from lk_core.linuxkit import" in b]
+    (api,) = [b for b in _python_blocks() if "from lk_templates.linuxkit import" in b]
     exec(compile(api, "docs/templates.md#api", "exec"), {})
