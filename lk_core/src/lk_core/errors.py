@@ -34,6 +34,14 @@ class NotFoundError(LkError):
     """A container, image, template or hypervisor named by the user does not exist."""
 
 
+class PathArgumentNotFoundError(NotFoundError, UsageError):
+    """A path given as an option's value does not exist (``-v``, ``--ssh-key``).
+
+    Still a :class:`NotFoundError`, but a bad option value: exit status 2,
+    like every other value lk rejects.
+    """
+
+
 class AmbiguousReferenceError(LkError):
     """A container reference matches more than one container."""
 

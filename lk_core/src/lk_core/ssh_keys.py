@@ -21,6 +21,50 @@ def default_key_path() -> Path:
     return default_config_dir() / KEY_NAME
 
 
+_PUBLIC_KEY_PREFIXES = (b"ssh-", b"ecdsa-sha2-", b"sk-ssh-", b"sk-ecdsa-")
+_USUAL_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+def _looks_public(path: Path) -> bool:
+    """Whether ``path`` holds an OpenSSH public key line (or is named ``*.pub``)."""
+    if path.name.endswith(".pub"):
+        return True
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(64).lstrip()
+    except OSError:
+        return False
+    return start.startswith(_PUBLIC_KEY_PREFIXES)
+
+
+def check_ssh_key_path(path: Path) -> None:
+    """Refuse a ``--ssh-key`` path that cannot be a private key file, saying why.
+
+    ``path`` is the user's value with ``~`` expanded. Raises
+    :class:`~lk_core.errors.PathArgumentNotFoundError` ("SSH key not found")
+    if nothing is there, and :class:`~lk_core.errors.UsageError` for a
+    directory, a non-regular file, or a public key (pointing to the private
+    key beside it when there is one). Both exit with status 2.
+    """
+    from lk_core.errors import PathArgumentNotFoundError, UsageError
+
+    if path.is_dir():
+        inside = next((path / n for n in _USUAL_KEY_NAMES if (path / n).is_file()), None)
+        hint = f"e.g. --ssh-key {inside}" if inside else "not the folder that holds it"
+        raise UsageError(f"--ssh-key {path} is a directory: give the private key file ({hint})")
+    if not path.exists():
+        raise PathArgumentNotFoundError(f"SSH key not found: {path}")
+    if not path.is_file():
+        raise UsageError(f"--ssh-key {path} is not a regular file: give the private key file")
+    if _looks_public(path):
+        private = path.with_name(path.name[: -len(".pub")]) if path.name.endswith(".pub") else None
+        if private is not None and private.is_file():
+            hint = f"use its private key: --ssh-key {private}"
+        else:
+            hint = "give the private key (the same path without .pub)"
+        raise UsageError(f"--ssh-key {path} is a public key: {hint}")
+
+
 def ensure_default_key() -> Path:
     """Return lk's private key path, generating an ed25519 pair on first use."""
     path = default_key_path()
