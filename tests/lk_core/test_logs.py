@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lk_core.errors import NotFoundError
 from lk_core.logs import follow_file, read_tail
 
 from lk_core import logs
@@ -80,9 +81,12 @@ def test_empty_file(log: Path) -> None:
     assert tail(log, 5) == b""
 
 
-def test_missing_file_gives_nothing(log: Path) -> None:
-    assert list(read_tail(log)) == []
-    assert list(read_tail(log, 10)) == []
+def test_missing_file_is_an_error_naming_it(log: Path) -> None:
+    # issue 15: a deleted log is not an empty one
+    for lines in (None, 10):
+        with pytest.raises(NotFoundError, match="is gone") as info:
+            list(read_tail(log, lines))
+        assert str(log) in str(info.value)
 
 
 def test_file_bigger_than_64k(log: Path) -> None:
@@ -199,7 +203,8 @@ def test_follow_with_lines(log: Path) -> None:
 
 
 def test_follow_missing_file_and_stopped(log: Path) -> None:
-    assert list(follow_file(log, None, lambda: False, poll=0.01)) == []
+    with pytest.raises(NotFoundError, match="is gone"):
+        list(follow_file(log, None, lambda: False, poll=0.01))
     assert not log.exists()
 
 

@@ -269,6 +269,10 @@ def stop_command(refs: tuple[str, ...], timeout: float, force: bool) -> int:
 )
 def logs_command(ref: str, follow: bool, tail: int | None) -> None:
     """Print a container's serial console log."""
+    if follow:
+        from lk_core.logs import interrupt_on_sigint
+
+        interrupt_on_sigint()  # Ctrl-C stops it even if SIGINT was inherited ignored
     out = sys.stdout.buffer
     for chunk in _manager().logs(ref, follow=follow, tail=tail):
         out.write(chunk)
