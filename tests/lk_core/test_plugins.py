@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from lk_core.builtins import image_formats, json_state
 from lk_core.errors import HypervisorError, NotFoundError, PluginError
-from lk_core.hypervisor import Hypervisor
+from lk_core.hypervisor import Hypervisor, LegacyProcessHypervisor, ProcessHypervisor
 from lk_core.json_store import JsonStateStore
 from lk_core.model import Availability, Container, HypervisorOptions
 from lk_core.plugins import new_plugins
@@ -31,12 +31,12 @@ BUILTINS = {
 # -- in-test plugins ----------------------------------------------------------------
 
 
-class FakeHV:
+class FakeHV(ProcessHypervisor):
     description = "a test hypervisor"
     formats = frozenset({"iso"})
 
     def __init__(self, name: str, priority: int = 0, available: bool = True) -> None:
-        self.name = name
+        self.name = name  # type: ignore[misc]
         self.priority = priority
         self._available = available
 
@@ -567,3 +567,31 @@ def test_cli_unknown_command_is_a_usage_error(builtin_cli_env: dict[str, str]) -
     assert "no-such-command" in result.stderr
     assert "Usage" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class LegacyHV:
+    """A hypervisor written against lk 0.1's protocol: no base class."""
+
+    name = "Legacy"
+    description = "an lk 0.1 hypervisor"
+    formats = frozenset({"iso"})
+    priority = 3
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def build_command(self, options: HypervisorOptions) -> list[str]:
+        return ["true", options.id]
+
+    def request_shutdown(self, container: Container, runtime_dir: Path) -> None:
+        pass
+
+
+def test_a_hypervisor_written_for_lk_0_1_is_wrapped_as_a_process_hypervisor() -> None:
+    legacy = LegacyHV()
+    plugins = new_plugins(extra=[("legacy", HVPlugin(legacy))], entry_points=False)  # type: ignore[arg-type]
+    hv = plugins.get_hypervisor("legacy")
+    assert isinstance(hv, LegacyProcessHypervisor)
+    assert hv.wrapped is legacy
+    assert (hv.name, hv.priority, hv.formats) == ("Legacy", 3, frozenset({"iso"}))
+    assert hv.explain_format("qcow2") is None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from lk_core.model import Container, HypervisorOptions
+from lk_core.process import start_token
 from lk_hyperkit.hypervisor import LAUNCHER, HyperkitHypervisor
 
 from lk_hyperkit import launch
@@ -120,7 +121,8 @@ def test_vm_lifecycle_with_the_fake_hyperkit(
     assert (options.runtime_dir / "tty").read_text().startswith("/dev/")
     assert "lk-test: ready" in text(options.runtime_dir / "console-ring")
 
-    hv.request_shutdown(Container(id=options.id, image="i", pid=proc.pid), options.runtime_dir)
+    recorded = Container(id=options.id, image="i", pid=proc.pid, pid_started=start_token(proc.pid))
+    hv.request_shutdown(recorded, options.runtime_dir)
     assert proc.wait(timeout=10) == 0
     assert wait_for(lambda: "lk-test: shutting down" in text(log)), text(log)
     assert not pidfile.exists()

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     import click
 
     from lk_core.hypervisor import Hypervisor
+    from lk_core.model import Container, RunRequest
+    from lk_core.options import OptionSpec
+    from lk_core.plugins import Plugins
     from lk_core.state import StateStore
     from lk_core.template_source import TemplateSource
 
@@ -91,4 +94,71 @@ def register_commands(cli: click.Group) -> None:
     decorate functions with ``@cli.command()``. Returns nothing. Every plugin
     is called. Keep imports inside the command functions so that ``lk --help``
     stays fast.
+    """
+
+
+@hookspec
+def register_options() -> list[OptionSpec]:
+    """Add options to lk's commands (``lk run --template``...).
+
+    Receives nothing. Returns a list of :class:`lk_core.options.OptionSpec`;
+    each names the commands that get it (``run`` by default). Every plugin is
+    called; an option name may be declared by one plugin only, and never one
+    of lk's own. The values the user gave reach :func:`prepare_run` in
+    ``request.plugin_options[<plugin name>]`` and are kept in the container
+    record under the plugin's name. Hypervisor options (``--accel``) are
+    declared by the hypervisor itself (:meth:`lk_core.hypervisor.Hypervisor.options`),
+    not here.
+    """
+
+
+@hookspec
+def prepare_run(plugins: Plugins, request: RunRequest) -> RunRequest | None:
+    """Adjust a run before lk checks it: supply the image, defaults for memory, CPUs, disks.
+
+    Receives the loaded plugins and the :class:`lk_core.model.RunRequest`
+    (the image the user named, or "", the run options, and each plugin's
+    option values). Returns a changed request (``attrs.evolve``) or ``None``
+    to leave it as it is. Every plugin is called in turn, each seeing the
+    previous answer; lk's own checks run on the final request. Raise
+    :class:`lk_core.errors.LkError` to refuse the run in one line.
+    """
+
+
+@hookspec
+def container_created(plugins: Plugins, container: Container) -> None:
+    """A container's record was created (status ``starting``), before its VM starts.
+
+    Receives the plugins and a copy of the record. Returns nothing. Every
+    plugin is called; an exception is reported as a warning and does not stop
+    the run.
+    """
+
+
+@hookspec
+def container_started(plugins: Plugins, container: Container) -> None:
+    """A container's VM was started (``lk run`` or ``lk start``).
+
+    Receives the plugins and a copy of the record. Returns nothing. Every
+    plugin is called; an exception is reported as a warning.
+    """
+
+
+@hookspec
+def container_stopped(plugins: Plugins, container: Container) -> None:
+    """A container's VM stopped (``lk stop``, a guest power-off, or a crash seen by lk).
+
+    Receives the plugins and a copy of the final record (``status`` says
+    how it ended). Returns nothing. Every plugin is called; an exception is
+    reported as a warning.
+    """
+
+
+@hookspec
+def container_removed(plugins: Plugins, container: Container) -> None:
+    """A container was removed (``lk rm``): its record, log and runtime files are gone.
+
+    Receives the plugins and the last record. Returns nothing. Every plugin
+    is called; an exception is reported as a warning. (lk-templates prunes
+    its build cache here.)
     """

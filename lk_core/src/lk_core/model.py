@@ -104,13 +104,28 @@ class Container:
     ssh_port: int = 0
     ssh_key: str = ""
     command: list[str] = attrs.field(factory=list)
-    hypervisor_options: dict[str, str] = attrs.field(factory=dict)
+    #: lk 0.1 kept the hypervisor's options here; read for old records only.
+    hypervisor_options: dict[str, Any] = attrs.field(factory=dict)
+    #: Each plugin's option values, by plugin (hypervisor) name, for a later start.
+    plugin_options: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: Where the VM lives (a host name shown by ``lk ps``); empty for this machine.
+    host: str = ""
+    #: The hypervisor's own handle on the VM (see :class:`lk_core.hypervisor.Handle`).
+    handle: dict[str, Any] = attrs.field(factory=dict)
     extra: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def display_name(self) -> str:
         """The name if one was given, else the ID."""
         return self.name or self.id
+
+    def options_for(self, owner: str) -> dict[str, Any]:
+        """The option values recorded for plugin (or hypervisor) ``owner``."""
+        if owner in self.plugin_options:
+            return dict(self.plugin_options[owner])
+        if owner == self.hypervisor:  # a record written by lk 0.1
+            return dict(self.hypervisor_options)
+        return {}
 
     @property
     def is_active(self) -> bool:
@@ -124,16 +139,33 @@ class RunOptions:
 
     name: str = ""
     detach: bool = False
-    memory: int = DEFAULT_MEMORY_MB
-    cpus: int = DEFAULT_CPUS
+    #: None: a plugin's default (a template's), else :data:`DEFAULT_MEMORY_MB`.
+    memory: int | None = None
+    #: None: a plugin's default, else :data:`DEFAULT_CPUS`.
+    cpus: int | None = None
     ports: tuple[PortMapping, ...] = ()
     volumes: tuple[VolumeMapping, ...] = ()
     ssh_port: int = 0
     ssh_key: str = ""
     hypervisor: str = ""
-    hypervisor_options: dict[str, str] = attrs.field(factory=dict)
+    #: Values of hypervisor options (``accel``...), for the hypervisor that runs it.
+    hypervisor_options: dict[str, Any] = attrs.field(factory=dict)
     metadata: bool = True
     metadata_file: str = ""
+
+
+@attrs.frozen
+class RunRequest:
+    """A run as plugins see it in the ``prepare_run`` hook.
+
+    ``image`` is what the user named ("" when a plugin option such as
+    ``--template`` is to supply it); ``plugin_options`` holds each plugin's
+    option values by plugin name.
+    """
+
+    image: str
+    options: RunOptions = attrs.field(factory=RunOptions)
+    plugin_options: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -142,7 +174,8 @@ class HypervisorOptions:
 
     Paths are absolute. ``console_log`` receives the serial console;
     ``runtime_dir`` is private to this VM (pidfile, sockets, metadata CD).
-    ``options`` carries hypervisor-specific settings (for QEMU: ``accel``).
+    ``options`` carries the values of the options this hypervisor declared
+    (:meth:`lk_core.hypervisor.Hypervisor.options`), typed: for QEMU ``accel``.
     """
 
     id: str
@@ -156,7 +189,7 @@ class HypervisorOptions:
     ports: tuple[PortMapping, ...] = ()
     volumes: tuple[VolumeMapping, ...] = ()
     metadata_iso: Path | None = None
-    options: dict[str, str] = attrs.field(factory=dict)
+    options: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pluggy
 
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     import click
 
     from lk_core.hypervisor import Hypervisor
-    from lk_core.state import StateStore
+    from lk_core.model import Container, RunRequest
+    from lk_core.options import DeclaredOption
+    from lk_core.state import StateStore, StoreOperations
     from lk_core.template_source import TemplateSource
 
 ENTRY_POINT_GROUP = "lk"
@@ -72,6 +74,8 @@ class Plugins:
         self.infos: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
         self._hypervisors: dict[str, Hypervisor] | None = None
+        self._options: dict[str, DeclaredOption] | None = None
+        self._store: StoreOperations | None = None
 
     # -- loading -------------------------------------------------------------
     def register(
@@ -95,6 +99,7 @@ class Plugins:
         module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
         self.infos[name] = PluginInfo(name, distribution, version, hooks, module)
         self._hypervisors = None
+        self._options = None
 
     def load_entry_points(self) -> None:
         """Load every entry point of group ``lk`` allowed by the environment."""
@@ -139,9 +144,12 @@ class Plugins:
     def hypervisors(self) -> dict[str, Hypervisor]:
         """Every contributed hypervisor by (lower-case) name, available or not."""
         if self._hypervisors is None:
+            from lk_core.hypervisor import as_hypervisor
+
             found: dict[str, Hypervisor] = {}
             for batch in reversed(self.manager.hook.register_hypervisors()):
-                for hv in batch or []:
+                for candidate in batch or []:
+                    hv = as_hypervisor(candidate)
                     key = hv.name.lower()
                     if key in found:
                         raise PluginError(f"two plugins provide a hypervisor named {key!r}")
@@ -196,9 +204,78 @@ class Plugins:
             )
         return store
 
+    def store(self) -> StoreOperations:
+        """Record operations on the state store (opened once per :class:`Plugins`)."""
+        if self._store is None:
+            from lk_core.paths import default_state_path
+            from lk_core.state import StoreOperations
+
+            self._store = StoreOperations(self.state_store(default_state_path()))
+        return self._store
+
     def add_commands(self, cli: click.Group) -> None:
         """Let every plugin add its commands to ``cli``."""
         self.manager.hook.register_commands(cli=cli)
+
+    def options(self) -> dict[str, DeclaredOption]:
+        """Every option plugins add to lk's commands, merged by name.
+
+        Hypervisors' options (one flag for all hypervisors that declare it)
+        and those of the ``register_options`` hook.
+        """
+        if self._options is None:
+            from lk_core.options import merge_options
+
+            declarations = [
+                (hv.name, spec, True) for hv in self.hypervisors().values() for spec in hv.options()
+            ]
+            for plugin_name, specs in self._per_plugin(self.manager.hook.register_options):
+                declarations += [(plugin_name, spec, False) for spec in specs or []]
+            self._options = merge_options(declarations, reserved=_RESERVED_OPTIONS)
+        return self._options
+
+    def _per_plugin(self, hook: Any, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call ``hook`` plugin by plugin, oldest registration first: (plugin name, answer)."""
+        answers = []
+        for impl in reversed(hook.get_hookimpls()):
+            name = self.manager.get_name(impl.plugin) or impl.plugin_name
+            answers.append((name, impl.function(**{k: kwargs[k] for k in impl.argnames})))
+        return answers
+
+    def prepare_run(self, request: RunRequest) -> RunRequest:
+        """Pass ``request`` through every plugin's ``prepare_run``, each seeing the last answer."""
+        for impl in reversed(self.manager.hook.prepare_run.get_hookimpls()):
+            args = {"plugins": self, "request": request}
+            answer = impl.function(**{k: args[k] for k in impl.argnames})
+            if answer is not None:
+                request = cast("RunRequest", answer)
+        return request
+
+    def notify(self, event: str, container: Container) -> None:
+        """Call the lifecycle hook ``container_<event>``; a failing plugin is only a warning."""
+        import copy
+
+        hook = getattr(self.manager.hook, f"container_{event}")
+        for impl in reversed(hook.get_hookimpls()):
+            args = {"plugins": self, "container": copy.deepcopy(container)}
+            try:
+                impl.function(**{k: args[k] for k in impl.argnames})
+            except Exception as exc:  # a plugin's bug must not break lk's lifecycle
+                print(
+                    f"lk: warning: plugin {impl.plugin_name!r} failed on container_{event}: "
+                    f"{_one_line(exc)}",
+                    file=sys.stderr,
+                )
+
+
+#: Option names of lk's own commands, which plugins may not declare.
+_RESERVED_OPTIONS = frozenset(
+    {
+        "name", "detach", "memory", "cpus", "publish", "volume", "hypervisor", "ssh_port",
+        "ssh_key", "no_metadata", "metadata_file", "wait", "wait_timeout", "help", "all",
+        "format", "json", "quiet", "force", "time", "follow", "tail", "rm", "disk",
+    }
+)  # fmt: skip
 
 
 def _one_line(exc: BaseException) -> str:

@@ -114,3 +114,42 @@ def public_key_for(private_key: Path) -> str:
             "private key, or put its public key beside it as .pub"
         ) from exc
     return public.decode()
+
+
+def check_private_key(path: Path) -> None:
+    """Refuse a key lk cannot use unattended (encrypted, unreadable, not a key)."""
+    import paramiko
+
+    from lk_core.errors import UsageError
+
+    try:
+        paramiko.PKey.from_path(path)
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        if not isinstance(exc, paramiko.PasswordRequiredException) and (
+            "password" not in str(exc).lower()
+        ):
+            raise UsageError(f"cannot use SSH key {path}: {exc}") from None
+        raise UsageError(
+            f"SSH key {path} is protected by a passphrase: lk needs an unencrypted key "
+            "(or omit --ssh-key to use lk's own)"
+        ) from None
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        raise UsageError(f"cannot use SSH key {path}: {exc}") from None
+
+
+def choose_ssh_key(ssh_key: str, metadata: bool) -> str:
+    """The private key the VM will trust: ``ssh_key`` (checked), or lk's own (made on first use).
+
+    Without the metadata CD the guest is given no key, so lk's own is not made.
+    """
+    from lk_core.errors import NotFoundError
+
+    if ssh_key:
+        path = Path(ssh_key).expanduser()
+        if not path.is_file():
+            raise NotFoundError(f"SSH key not found: {ssh_key}")
+        check_private_key(path)
+        return str(path.absolute())
+    if not metadata:
+        return ""
+    return str(ensure_default_key())

@@ -20,16 +20,46 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
+
+from lk_core.errors import HypervisorError
 from lk_core.model import Container, Status
 from lk_core.paths import log_path, runtime_dir
 from lk_core.process import signal_process, start_token
 from lk_core.state import StoreOperations
 from lk_core.timeutil import now_rfc3339
+from lk_core.waiting import time_left
 
 #: A hypervisor that exits within this many seconds failed to start.
 STARTUP_GRACE_SECONDS = 0.5
+#: How long ``lk run -d`` waits for the supervisor to report the launch.
+LAUNCH_TIMEOUT = 60.0
 STOP_MARKER = "stop-requested"
 HYPERVISOR_STDERR = "hypervisor.err"
+SUPERVISOR_LOG = "supervisor.log"
+
+
+@attrs.frozen
+class LaunchReport:
+    """The supervisor's one message to ``lk run``: did the hypervisor start?
+
+    Sent as one line over a pipe: ``ok``, or ``error: <reason>``.
+    """
+
+    ok: bool
+    reason: str = ""
+
+    def encode(self) -> bytes:
+        """The line written to the pipe."""
+        return b"ok\n" if self.ok else f"error: {self.reason}\n".encode()
+
+    @classmethod
+    def decode(cls, line: str) -> LaunchReport:
+        """Parse a line; anything but ``ok`` is a failure."""
+        line = line.strip()
+        if line == "ok":
+            return cls(True)
+        return cls(False, line.removeprefix("error: ") or "the supervisor exited without reporting")
 
 
 def stop_requested(container_id: str) -> bool:
@@ -107,18 +137,18 @@ def record_exit(ops: StoreOperations, container_id: str, returncode: int) -> Con
 def supervise(
     ops: StoreOperations,
     container_id: str,
-    ready: Callable[[str], None],
+    ready: Callable[[LaunchReport], None],
     started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> Container | None:
     """Launch the recorded command of ``container_id``, wait for it and record the exit.
 
-    ``ready`` is called once with ``"ok"`` when the hypervisor survived its
-    first moments, or ``"error: <reason>"`` if it could not start.
-    ``started`` (optional) receives the process right after launch.
+    ``ready`` is called once with an ``ok`` report when the hypervisor
+    survived its first moments, or a failure with the reason if it could not
+    start. ``started`` (optional) receives the process right after launch.
     """
     record = ops.get(container_id)
     if record is None:
-        ready(f"error: container {container_id} vanished before it started")
+        ready(LaunchReport(False, f"container {container_id} vanished before it started"))
         return None
     rdir = runtime_dir(container_id)
     err_path = rdir / HYPERVISOR_STDERR
@@ -143,7 +173,7 @@ def supervise(
             rec.finished_at = now_rfc3339()
 
         ops.update(container_id, failed)
-        ready(f"error: {reason}")
+        ready(LaunchReport(False, reason))
         return ops.get(container_id)
     token = start_token(proc.pid)
 
@@ -162,13 +192,13 @@ def supervise(
     try:
         proc.wait(timeout=STARTUP_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
-        ready("ok")
+        ready(LaunchReport(True))
     else:
         final = record_exit(ops, container_id, proc.returncode)
         if final is not None and final.status is Status.ERROR:
-            ready(f"error: {final.status_reason}")
+            ready(LaunchReport(False, final.status_reason))
         else:
-            ready("ok")
+            ready(LaunchReport(True))
         return final
     proc.wait()
     return record_exit(ops, container_id, proc.returncode)
@@ -186,6 +216,62 @@ def _forward_term(proc_holder: list[subprocess.Popen[bytes]], container_id: str)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
+def spawn_supervisor(container_id: str, timeout: float = LAUNCH_TIMEOUT) -> None:
+    """Start a detached supervisor for ``container_id`` and wait for its launch report.
+
+    Raises :class:`HypervisorError` with the reason when the hypervisor could
+    not start (or the supervisor died without saying why).
+    """
+    read_fd, write_fd = os.pipe()
+    log = runtime_dir(container_id) / SUPERVISOR_LOG
+    try:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "lk_core.supervisor", "--id", container_id,
+                 "--ready-fd", str(write_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                close_fds=True,
+            )  # fmt: skip
+    finally:
+        os.close(write_fd)
+    line = _read_line(read_fd, timeout)
+    report = LaunchReport.decode(line)
+    if report.ok:
+        return
+    if not line:
+        if proc.poll() is None:
+            proc.kill()
+        tail = _last_line(log)
+        raise HypervisorError(f"{report.reason}: {tail}" if tail else report.reason)
+    raise HypervisorError(report.reason)
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    """Read one line from ``fd`` within ``timeout`` seconds ("" on timeout or EOF); close it."""
+    import select
+
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], time_left(deadline))
+            if not ready:
+                return ""
+            data = os.read(fd, 4096)
+            if not data:
+                break
+            chunks.append(data)
+            if data.endswith(b"\n"):
+                break
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace").strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m lk_core.supervisor``."""
     parser = argparse.ArgumentParser(prog="lk-supervisor")
@@ -193,25 +279,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-fd", type=int, default=-1)
     args = parser.parse_args(argv)
 
-    def ready(message: str) -> None:
+    def ready(report: LaunchReport) -> None:
         if args.ready_fd >= 0:
             try:
-                os.write(args.ready_fd, (message + "\n").encode())
+                os.write(args.ready_fd, report.encode())
                 os.close(args.ready_fd)
             except OSError:
                 pass
             args.ready_fd = -1
 
     try:
-        from lk_core.paths import default_state_path
-        from lk_core.plugins import get_plugins
+        from lk_core.plugins import new_plugins
 
-        ops = StoreOperations(get_plugins().state_store(default_state_path()))
+        plugins = new_plugins()
         holder: list[subprocess.Popen[bytes]] = []
         _forward_term(holder, args.id)
-        supervise(ops, args.id, ready, started=holder.append)
+        final = supervise(plugins.store(), args.id, ready, started=holder.append)
+        if final is not None:
+            plugins.notify("stopped", final)
     except Exception as exc:
-        ready(f"error: supervisor failed: {exc}")
+        ready(LaunchReport(False, f"supervisor failed: {exc}"))
         print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} supervisor failed: {exc!r}", file=sys.stderr)
         return 1
     return 0

@@ -43,12 +43,18 @@ import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import attrs
 from lk_core.errors import HypervisorError, UsageError
 from lk_core.formats import ISO, KERNEL_INITRD, QCOW2, RAW, VMDK, find_kernel_initrd
+from lk_core.hypervisor import Capability, ProcessHypervisor
+from lk_core.liveness import hypervisor_alive
 from lk_core.model import Availability, Container, HypervisorOptions, PortMapping
+
+if TYPE_CHECKING:
+    from lk_core.options import OptionSpec
 
 __all__ = [
     "ENV_BINARY",
@@ -228,7 +234,7 @@ class HyperkitPlan:
         ]
 
 
-class HyperkitHypervisor:
+class HyperkitHypervisor(ProcessHypervisor):
     """lk's Hyperkit hypervisor: preferred on Intel Macs where hyperkit is installed.
 
     The constructor arguments replace what is read from the machine, for
@@ -241,7 +247,10 @@ class HyperkitHypervisor:
     name = "hyperkit"
     description = "Hyperkit (macOS on Intel; deprecated upstream, prefer qemu)"
     formats = _HYPERKIT_FORMATS
+    #: LinuxKit's kernel+initrd boots without firmware; the rest needs UEFI.
+    preferred_formats = (KERNEL_INITRD, ISO, RAW, QCOW2)
     priority = 20
+    capabilities = frozenset({Capability.RESTART, Capability.METADATA})
 
     def __init__(
         self,
@@ -306,7 +315,29 @@ class HyperkitHypervisor:
                 return str(path)
         return None
 
-    # -- the Hypervisor protocol ----------------------------------------------
+    # -- the Hypervisor contract ----------------------------------------------
+    def options(self) -> list[OptionSpec]:
+        """``--firmware``, ``--network`` and ``--vpnkit`` (see the module docstring)."""
+        from lk_core.options import OptionSpec
+
+        return [
+            OptionSpec(
+                "firmware",
+                f"UEFI firmware (UEFI.fd) to boot ISO, raw and qcow2 images (or ${ENV_FIRMWARE}).",
+                metavar="FILE",
+            ),
+            OptionSpec(
+                "network",
+                f"Network: {', '.join(NETWORK_MODES)} (default: auto, or ${ENV_NETWORK}).",
+                metavar="MODE",
+            ),
+            OptionSpec(
+                "vpnkit",
+                f"vpnkit's ethernet socket (default: ${ENV_VPNKIT_SOCKET}, or Docker's).",
+                metavar="SOCKET",
+            ),
+        ]
+
     def availability(self) -> Availability:
         """Available only on macOS on Intel with a hyperkit executable; say why not otherwise."""
         if self.platform != "darwin":
@@ -363,17 +394,13 @@ class HyperkitHypervisor:
         are refused all the same. A process that is already gone is not an
         error (the VM is off).
         """
-        pid = container.pid
-        if pid <= 1:
-            raise HypervisorError(f"refusing to signal PID {pid}: not a hyperkit process")
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        except PermissionError as error:
+        if container.pid <= 1:
+            raise HypervisorError(f"refusing to signal PID {container.pid}: not a hyperkit process")
+        # Identity-checked: a process that is gone (or whose PID was reused) is off.
+        if not self.signal(container, signal.SIGTERM) and hypervisor_alive(container):
             raise HypervisorError(
-                f"cannot signal hyperkit (PID {pid}): {error.strerror or error}"
-            ) from error
+                f"cannot signal hyperkit (PID {container.pid}): permission denied?"
+            )
 
     # -- the plan --------------------------------------------------------------
     def explain_format(self, fmt: str) -> str | None:

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lk_core.errors import HypervisorError, LkError
+from lk_core.hypervisor import Capability, ProcessHypervisor
 
 from lk_qemu.accel import choose_accelerator
 
 if TYPE_CHECKING:
     from lk_core.model import Availability, Container, HypervisorOptions
+    from lk_core.options import OptionSpec
 
 __all__ = [
     "ENV_BINARY",
@@ -98,13 +100,17 @@ def find_binary(
     return found, ""
 
 
-class QemuHypervisor:
+class QemuHypervisor(ProcessHypervisor):
     """Runs VMs with QEMU (KVM/HVF when usable, TCG emulation otherwise)."""
 
     name = "qemu"
     description = "QEMU (KVM on Linux, HVF on macOS, TCG emulation elsewhere)"
     formats: frozenset[str] = frozenset({"iso", "qcow2", "vmdk", "raw", "kernel+initrd"})
+    preferred_formats = ("iso", "kernel+initrd", "qcow2", "raw", "vmdk")
     priority = 10
+    capabilities = frozenset(
+        {Capability.RESTART, Capability.PORTS, Capability.VOLUMES, Capability.METADATA}
+    )
 
     def __init__(
         self,
@@ -121,6 +127,18 @@ class QemuHypervisor:
     def _env(self) -> Mapping[str, str]:
         """The environment to read ``$LK_QEMU``/``$LK_QEMU_ACCEL`` from."""
         return os.environ if self._environ is None else self._environ
+
+    def options(self) -> list[OptionSpec]:
+        """``--accel``: the accelerator (kvm, hvf, whpx, tcg; default: the best usable)."""
+        from lk_core.options import OptionSpec
+
+        return [
+            OptionSpec(
+                "accel",
+                "Accelerator: kvm, hvf, tcg (default: the best one that works here).",
+                metavar="ACCEL",
+            )
+        ]
 
     def availability(self) -> Availability:
         """Available when the QEMU binary is found; details name it and the accelerator.

@@ -74,6 +74,9 @@ def build_cli() -> click.Group:
     if "_LK_COMPLETE" not in os.environ:  # no warnings in the middle of a Tab completion
         report_failures(plugins)
     plugins.add_commands(cli)
+    from lk_core.options import install_options
+
+    install_options(cli.commands, plugins.options())
     return cli
 
 

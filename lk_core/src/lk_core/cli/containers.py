@@ -16,7 +16,6 @@ from lk_core.cli.completion import (
     complete_active_refs,
     complete_hypervisors,
     complete_refs,
-    complete_templates,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +57,6 @@ def _manager() -> Manager:
     help="Hypervisor to use (see 'lk hypervisors').",
     shell_complete=complete_hypervisors,
 )
-@click.option("--accel", default="", help="Accelerator for QEMU: kvm, hvf, tcg (default: auto).")
 @click.option(
     "--ssh-port",
     default=0,
@@ -68,14 +66,6 @@ def _manager() -> Manager:
 @click.option("--ssh-key", default="", help="Private key the VM trusts (default: lk's own).")
 @click.option("--no-metadata", is_flag=True, help="Do not attach the LinuxKit metadata CD.")
 @click.option("--metadata-file", default="", help="Your own LinuxKit user data for the CD.")
-@click.option(
-    "--template",
-    default="",
-    help="Build and run this LinuxKit template.",
-    shell_complete=complete_templates,
-)
-@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Template variable.")
-@click.option("--var-file", default="", help="Template variables from a file (NAME=VALUE lines).")
 @click.option("--wait", is_flag=True, help="With -d: return once SSH answers.")
 @click.option(
     "--wait-timeout",
@@ -93,67 +83,51 @@ def run_command(
     ports: tuple[str, ...],
     volumes: tuple[str, ...],
     hypervisor: str,
-    accel: str,
     ssh_port: int,
     ssh_key: str,
     no_metadata: bool,
     metadata_file: str,
-    template: str,
-    variables: tuple[str, ...],
-    var_file: str,
     wait: bool,
     wait_timeout: float,
+    **plugin_options: Any,
 ) -> int:
     """Boot IMAGE (ISO, qcow2, vmdk, raw, or LinuxKit kernel+initrd) as a container.
 
-    With --template NAME instead of IMAGE, the template is rendered with its
-    variables, built with linuxkit (cached) and run.
+    Installed plugins add options (see below): a hypervisor's own settings,
+    or another way to name the image (lk-templates' --template).
     """
     from lk_core.errors import UsageError
-    from lk_core.model import DEFAULT_CPUS, DEFAULT_MEMORY_MB, RunOptions
+    from lk_core.model import RunOptions, RunRequest
+    from lk_core.options import plugin_values
     from lk_core.ports import parse_port
     from lk_core.units import parse_memory
     from lk_core.volumes import parse_volume
 
-    if bool(image) == bool(template):
-        raise UsageError("give an IMAGE or --template NAME (exactly one)")
-    if (variables or var_file) and not template:
-        raise UsageError("--var and --var-file need --template")
     if no_metadata and metadata_file:
         raise UsageError("--metadata-file needs the metadata CD: drop --no-metadata")
-    ports_parsed = tuple(parse_port(p) for p in ports)
-    volumes_parsed = tuple(parse_volume(v) for v in volumes)
-    memory_mb = parse_memory(memory) if memory is not None else None
     manager = _manager()
-    if template:
-        from lk_core.template_run import build_template_image, template_variables_from_cli
-
-        built = build_template_image(
-            manager.plugins,
-            template,
-            template_variables_from_cli(template, var_file, variables),
-            hypervisor,
-        )
-        image = str(built.image)
-        memory_mb = memory_mb or built.memory
-        cpus = cpus or built.cpus
-    hv_options = {"accel": accel} if accel else {}
+    declared = manager.plugins.options()
     options = RunOptions(
         name=name,
         detach=detach,
-        memory=memory_mb or DEFAULT_MEMORY_MB,
-        cpus=DEFAULT_CPUS if cpus is None else cpus,
-        ports=ports_parsed,
-        volumes=volumes_parsed,
+        memory=parse_memory(memory) if memory is not None else None,
+        cpus=cpus,
+        ports=tuple(parse_port(p) for p in ports),
+        volumes=tuple(parse_volume(v) for v in volumes),
         ssh_port=ssh_port,
         ssh_key=ssh_key,
         hypervisor=hypervisor,
-        hypervisor_options=hv_options,
+        hypervisor_options={
+            key: value
+            for key, value in plugin_options.items()
+            if key in declared and declared[key].for_hypervisors
+        },
         metadata=not no_metadata,
         metadata_file=metadata_file,
     )
+    request = RunRequest(image, options, plugin_values(declared, plugin_options))
     if detach:
-        container = manager.run(image, options)
+        container = manager.run_request(request)
         click.echo(container.id)
         if wait:
             from lk_core.cli.ssh import wait_until_ssh
@@ -162,7 +136,7 @@ def run_command(
         return 0
     from lk_core.cli.foreground import run_attached
 
-    return run_attached(manager, image, options)
+    return run_attached(manager, request)
 
 
 def _ps_row(c: Container) -> list[str]:

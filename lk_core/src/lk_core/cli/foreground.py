@@ -10,11 +10,11 @@ from types import FrameType
 import click
 
 from lk_core.manager import Manager
-from lk_core.model import Container, RunOptions, Status
+from lk_core.model import Container, RunRequest, Status
 
 
-def run_attached(manager: Manager, image: str, options: RunOptions) -> int:
-    """Run ``image`` attached to the terminal; return the VM's exit status.
+def run_attached(manager: Manager, request: RunRequest) -> int:
+    """Run ``request``'s image attached to the terminal; return the VM's exit status.
 
     The first Ctrl-C (or SIGTERM/SIGHUP) asks the guest to power off (ACPI);
     a second one forces it.
@@ -58,7 +58,9 @@ def run_attached(manager: Manager, image: str, options: RunOptions) -> int:
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, on_interrupt) for sig in handled}
     try:
-        final = manager.run_foreground(image, options, on_ready=on_ready)
+        final = manager.run_foreground(
+            request.image, request.options, on_ready=on_ready, request=request
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
