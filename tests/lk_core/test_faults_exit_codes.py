@@ -49,6 +49,8 @@ CASES = [
     (["run", "-d", "-v", "{share}:/proc", "{iso}"], USAGE, "/proc"),
     (["run", "-d", "-m", "lots", "{iso}"], USAGE, "invalid memory size"),
     (["run", "-d", "--name", "bad/name", "{iso}"], USAGE, "invalid name"),
+    (["ps", "--format", "xml"], USAGE, "Invalid value for '--format'"),
+    (["logs", ""], USAGE, "empty container reference"),
     (["logs", "nosuchcontainer"], ERROR, "no such container"),
     (["stop", "nosuchcontainer"], ERROR, "no such container"),
 ]
