@@ -43,9 +43,7 @@ def _cleanup(conn: Any, name: str, pool: Any, volume: str) -> None:
     if pool is not None:
         try:
             storage.delete_volume(pool, volume)
-            if pool.isActive():
-                pool.destroy()
-            pool.undefine()
+            storage.remove_pool(pool)
         except Exception:
             pass
 
@@ -103,11 +101,10 @@ def test_system_lifecycle(system_conn: Any, test_iso: Path, tmp_path: Path) -> N
         assert domains.find_domain(conn, name) is None
         assert storage.delete_volume(pool, upload.name)
         assert storage.find_volume(pool, upload.name) is None
-        pool.destroy()
-        pool.undefine()
+        storage.remove_pool(pool)
         pool = None
         assert pool_name not in [p.name() for p in conn.listAllStoragePools(0)]
-        assert not Path(pool_dir, upload.name).exists()
+        assert not Path(pool_dir).exists()
     finally:
         _cleanup(conn, name, pool, volume_name)
 
@@ -149,9 +146,9 @@ def test_remote_session_over_ssh(remote_uri: str, test_iso: Path) -> None:
         domains.undefine_domain(domain)
         assert domains.find_domain(conn, name) is None
         assert storage.delete_volume(pool, upload.name)
-        pool.destroy()
-        pool.undefine()
+        storage.remove_pool(pool)
         pool = None
+        assert pool_name not in [p.name() for p in conn.listAllStoragePools(0)]
     finally:
         _cleanup(conn, name, pool, volume_name)
         close_connection(conn)

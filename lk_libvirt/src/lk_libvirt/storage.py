@@ -40,6 +40,7 @@ __all__ = [
     "ensure_pool",
     "file_sha256",
     "find_volume",
+    "remove_pool",
     "upload_volume",
     "volume_name",
     "volume_size",
@@ -221,3 +222,17 @@ def delete_volume(pool: StoragePool, name: str) -> bool:
     except libvirt.libvirtError as error:
         raise HypervisorError(f"cannot delete volume {name!r}: {error_message(error)}") from None
     return True
+
+
+def remove_pool(pool: StoragePool) -> None:
+    """Stop and undefine ``pool`` and delete its (empty) folder; delete its volumes first."""
+    libvirt = libvirt_module()
+    try:
+        if pool.isActive():
+            pool.destroy()
+        pool.delete(0)
+        pool.undefine()
+    except libvirt.libvirtError as error:
+        raise HypervisorError(
+            f"cannot remove storage pool {pool.name()}: {error_message(error)}"
+        ) from None
