@@ -1,4 +1,4 @@
-"""Tests for lk_core.templating."""
+"""Tests for lk_core.templating: the ${VAR} engine and the seed API over template sources."""
 
 from __future__ import annotations
 
@@ -7,14 +7,21 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from lk_core.errors import LkError, MissingVariablesError, TemplateError
+from lk_core.errors import LkError, MissingVariablesError, NotFoundError, TemplateError
+from lk_core.model import Template
+from lk_core.plugins import new_plugins
 from lk_core.templating import (
+    apply_template,
     apply_variables,
     escape,
     extract_variables,
+    get_template,
     is_variable_name,
+    list_templates,
     parse_assignments,
 )
+
+from lk_core import hookimpl
 
 # --------------------------------------------------------------------------
 # Unit tests: rendering
@@ -455,3 +462,70 @@ def test_escaped_reference_round_trip(name: str, default: str | None, value: str
 def test_parse_assignments_round_trip(variables: dict[str, str]) -> None:
     items = [f"{name}={value}" for name, value in variables.items()]
     assert parse_assignments(items) == variables
+
+
+# --------------------------------------------------------------------------
+# Templates through the template-source hook, without lk-templates
+# --------------------------------------------------------------------------
+
+
+class _DictSource:
+    def __init__(self, name: str, priority: int, templates: dict[str, str]) -> None:
+        self.name = name
+        self.priority = priority
+        self.templates = templates
+
+    def list_templates(self) -> list[Template]:
+        return [Template(n, f"from {self.name}", self.name) for n in sorted(self.templates)]
+
+    def read_template(self, name: str) -> str | None:
+        return self.templates.get(name)
+
+
+class _SourcePlugin:
+    @hookimpl
+    def register_template_sources(self) -> list[_DictSource]:
+        return [
+            _DictSource("low", 1, {"hello": "low ${WHO}", "only-low": "x: ${N:-1}"}),
+            _DictSource("high", 9, {"hello": "hi: ${WHO} # ${MOOD:-ok}"}),
+        ]
+
+
+def test_seed_api_over_a_custom_source_without_lk_templates() -> None:
+    plugins = new_plugins(extra=[("src", _SourcePlugin())], entry_points=False)
+    assert "templates" not in plugins.infos
+    assert [(t.name, t.source) for t in list_templates(plugins)] == [
+        ("hello", "high"),
+        ("only-low", "low"),
+    ]
+    assert get_template(plugins, "hello") == "hi: ${WHO} # ${MOOD:-ok}"
+    assert get_template(plugins, "only-low") == "x: ${N:-1}"
+    # Plain ${VAR} substitution, as the reference API defines it: no YAML escaping.
+    assert apply_template(plugins, "hello", {"WHO": "a: b"}) == "hi: a: b # ok"
+    assert apply_template(plugins, "only-low", {}) == "x: 1"
+    with pytest.raises(MissingVariablesError):
+        apply_template(plugins, "hello", {})
+    with pytest.raises(NotFoundError, match="'nope' not found"):
+        get_template(plugins, "nope")
+
+
+def test_seed_api_without_any_source_says_so_in_one_line() -> None:
+    plugins = new_plugins(entry_points=False)
+    for call in (
+        lambda: get_template(plugins, "core-dev"),
+        lambda: list_templates(plugins),
+        lambda: apply_template(plugins, "core-dev", {}),
+    ):
+        with pytest.raises(NotFoundError) as info:
+            call()
+        message = str(info.value)
+        assert "no template sources are installed" in message and "lk-templates" in message
+        assert "\n" not in message
+
+
+def test_lk_core_exports_the_seed_api() -> None:
+    import lk_core
+
+    assert lk_core.get_template is get_template
+    assert lk_core.list_templates is list_templates
+    assert lk_core.apply_template is apply_template

@@ -182,7 +182,7 @@ def render_command(
     Values are escaped for the place they land in, so quotes, colons, '#' or
     line breaks in a value never change the document's structure.
     """
-    from lk_templates.registry import find_template
+    from lk_templates.registry import check_required_values, find_template
     from lk_templates.render import render_yaml
     from lk_templates.run_defaults import run_defaults
     from lk_templates.varfile import variables_from_cli
@@ -190,6 +190,7 @@ def render_command(
     info, content = find_template(_sources(), name)
     _note_shadowing(info)
     variables = variables_from_cli(name, content, var_file, assignments)
+    check_required_values(name, content, variables)
     rendered = render_yaml(content, variables, name=name)
     run_defaults(content, variables, name=name)  # '# lk:' values: refused now, not after a build
     if not rendered.endswith("\n"):

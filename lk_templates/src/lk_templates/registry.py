@@ -27,6 +27,7 @@ __all__ = [
     "TemplateInfo",
     "apply_template",
     "check_known_variables",
+    "check_required_values",
     "find_template",
     "get_template",
     "list_templates",
@@ -205,7 +206,28 @@ def apply_template(
     """
     from lk_templates.render import render_yaml
 
-    return render_yaml(get_template(sources, name), variables, name=name)
+    content = get_template(sources, name)
+    check_required_values(name, content, variables)
+    return render_yaml(content, variables, name=name)
+
+
+def check_required_values(name: str, content: str, variables: Mapping[str, str]) -> None:
+    """Refuse an empty value for a required variable of template ``name``.
+
+    ``--var SSH_KEY=`` would otherwise render an empty ``authorized_keys``. A
+    template that accepts an empty value says so with ``${NAME:-}`` (optional,
+    empty by default); a name used both ways is required.
+    """
+    from lk_core.templating import extract_variables
+
+    required, _ = extract_variables(content)
+    empty = [variable for variable in required if variables.get(variable) == ""]
+    if empty:
+        names = ", ".join(empty)
+        raise TemplateError(
+            f"template {name}: {names} {'is' if len(empty) == 1 else 'are'} required and "
+            "cannot be empty (a template allows an empty value with ${NAME:-})"
+        )
 
 
 def check_known_variables(name: str, content: str, given: Iterable[str]) -> None:

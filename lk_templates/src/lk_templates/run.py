@@ -50,7 +50,7 @@ def build_template(
     ``preferred_formats``, else its ``formats``.
     """
     from lk_templates.linuxkit import build_image
-    from lk_templates.registry import find_template
+    from lk_templates.registry import check_required_values, find_template
     from lk_templates.render import render_yaml
     from lk_templates.run_defaults import run_defaults
     from lk_templates.varfile import variables_from_cli
@@ -63,6 +63,7 @@ def build_template(
             file=sys.stderr,
         )
     variables = variables_from_cli(name, content, var_file, tuple(assignments))
+    check_required_values(name, content, variables)
     rendered = render_yaml(content, variables, name=name)
     defaults = run_defaults(content, variables, name=name)
     image = build_image(
