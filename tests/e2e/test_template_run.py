@@ -70,7 +70,19 @@ def test_run_template_errors_are_one_line(run_lk, qemu_env, linuxkit):
     assert missing.returncode != 0 and "SSH_KEY" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
     both = run_lk("run", "-d", "--template", "core-dev", "image.iso")
-    assert both.returncode == 2 and "exactly one" in both.stderr
+    assert both.returncode == 2 and "give an IMAGE or --template NAME, not both" in both.stderr
+    orphan = run_lk("run", "-d", "--var", "A=b", "image.iso")
+    assert orphan.returncode == 2 and "--var and --var-file need --template" in orphan.stderr
+    bad_memory = run_lk(
+        "run", "-d", "--template", "core-dev", "--var", "SSH_KEY=k", "--var", "MEMORY=abc"
+    )
+    assert bad_memory.returncode == 2 and "invalid memory size 'abc'" in bad_memory.stderr
+    assert len(bad_memory.stderr.strip().splitlines()) == 1
+    empty_key = run_lk("run", "-d", "--template", "core-dev", "--var", "SSH_KEY=")
+    assert (
+        empty_key.returncode == 1 and "SSH_KEY is required and cannot be empty" in empty_key.stderr
+    )
+    assert not linuxkit.exists()  # all refused before linuxkit ran
     unknown = run_lk("run", "-d", "--template", "../etc/passwd", "--var", "A=b")
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
     no_tool = run_lk(
