@@ -15,7 +15,7 @@ from pathlib import Path
 import attrs
 
 from lk_core.errors import HypervisorError, ImageFormatError, UsageError
-from lk_core.hypervisor import Capability, Hypervisor, require
+from lk_core.hypervisor import Capability, Hypervisor, ProcessHypervisor, require
 from lk_core.model import (
     DEFAULT_CPUS,
     DEFAULT_MEMORY_MB,
@@ -86,6 +86,10 @@ def plan_run(plugins: Plugins, request: RunRequest, existing: Sequence[Container
     memory = options.memory or DEFAULT_MEMORY_MB
     if cpus < 1:
         raise UsageError("--cpus must be at least 1")
+    if isinstance(hv, ProcessHypervisor):  # a VM on this machine
+        from lk_core.host import check_host_limits
+
+        check_host_limits(memory, cpus)
     if options.ports:
         require(hv, Capability.PORTS)
     if options.volumes:

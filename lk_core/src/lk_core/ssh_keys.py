@@ -142,12 +142,9 @@ def choose_ssh_key(ssh_key: str, metadata: bool) -> str:
 
     Without the metadata CD the guest is given no key, so lk's own is not made.
     """
-    from lk_core.errors import NotFoundError
-
     if ssh_key:
         path = Path(ssh_key).expanduser()
-        if not path.is_file():
-            raise NotFoundError(f"SSH key not found: {ssh_key}")
+        check_ssh_key_path(path)
         check_private_key(path)
         return str(path.absolute())
     if not metadata:
