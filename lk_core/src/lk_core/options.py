@@ -128,8 +128,16 @@ def route_hypervisor_options(
     """The given hypervisor options that belong to ``hypervisor``.
 
     Raises :class:`UsageError` in one line for an option the user gave that
-    this hypervisor did not declare.
+    this hypervisor did not declare, or that no hypervisor declares (a
+    misspelt key in ``RunOptions.hypervisor_options`` from the Python API).
     """
+    for name, value in values.items():
+        known = declared.get(name)
+        if (known is None or not known.for_hypervisors) and value not in (None, "", (), [], False):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"hypervisor {hypervisor} does not take {flag} (no plugin declares it)"
+            )
     routed: dict[str, Any] = {}
     for name, option in declared.items():
         if not option.for_hypervisors or not is_given(option.spec, values.get(name)):
