@@ -73,7 +73,7 @@ def cli(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[click.Group]:
     """``lk`` with lk-core's built-ins, the QEMU plugin and a test template source."""
     for variable in ("LK_PLUGINS", "LK_DISABLE_PLUGINS", "LK_PLUGIN_MODULES"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("LK_PLUGINS", "json-state,image-formats,core-commands,qemu")
+    monkeypatch.setenv("LK_PLUGINS", "json-state,image-formats,core-commands,qemu,templates")
     set_plugins(new_plugins(extra=[("test-templates", TemplatePlugin())]))
     from lk_core.cli import build_cli
 
@@ -139,7 +139,7 @@ def test_template_names(cli: click.Group) -> None:
 def test_template_completion_survives_a_missing_templates_module(
     cli: click.Group, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "lk_core.templates", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "lk_templates.registry", None)  # import now raises ImportError
     assert complete(cli, ["templates", "show"], "") == []
 
 

@@ -16,7 +16,6 @@ crashes:
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 import os
 import tempfile
@@ -124,16 +123,17 @@ class JsonStateStore:
     # -- writing -----------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        try:
-            ensure_private_dir(self.path.parent)
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StateError(f"cannot lock state file {self.path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        from contextlib import ExitStack
+
+        from lk_core.locking import locked
+
+        with ExitStack() as stack:
+            try:
+                ensure_private_dir(self.path.parent)
+                stack.enter_context(locked(self._lock_path))
+            except OSError as exc:
+                raise StateError(f"cannot lock state file {self.path}: {exc.strerror}") from exc
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     @contextmanager
     def transaction(self) -> Iterator[dict[str, Container]]:

@@ -12,7 +12,7 @@ libvirt): it is one flag, routed to the hypervisor that runs the container.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -34,7 +34,8 @@ class OptionSpec:
     ``commands`` names the lk commands that get it (``run`` by default).
     ``metavar`` and ``help`` are shown by ``--help``; ``short`` adds a
     one-letter alias (``"-t"``). ``envvar`` lets an environment variable
-    give the value.
+    give the value. ``complete`` names a Click ``shell_complete`` function
+    as ``"module:function"``, imported only when the user presses Tab.
     """
 
     name: str
@@ -45,6 +46,7 @@ class OptionSpec:
     short: str = ""
     envvar: str = ""
     commands: tuple[str, ...] = ("run",)
+    complete: str = ""
 
     @property
     def flag(self) -> str:
@@ -183,6 +185,8 @@ def click_options(declared: Mapping[str, DeclaredOption], command: str) -> list[
             kwargs["envvar"] = spec.envvar
         if spec.metavar:
             kwargs["metavar"] = spec.metavar
+        if spec.complete:
+            kwargs["shell_complete"] = _lazy_completion(spec.complete)
         if spec.kind == "flag":
             kwargs.update(is_flag=True, default=False)
         elif spec.kind == "multiple":
@@ -197,6 +201,22 @@ def click_options(declared: Mapping[str, DeclaredOption], command: str) -> list[
             kwargs.update(default="")
         params.append(click.Option([*flags, name], **kwargs))
     return params
+
+
+def _lazy_completion(target: str) -> Callable[..., Any]:
+    """A ``shell_complete`` callback that imports ``module:function`` on first use."""
+
+    def complete(ctx: Any, param: Any, incomplete: str) -> Any:
+        import importlib
+
+        module, _, function = target.partition(":")
+        try:
+            found = getattr(importlib.import_module(module), function)
+        except (ImportError, AttributeError):
+            return []
+        return found(ctx, param, incomplete)
+
+    return complete
 
 
 def install_options(commands: Mapping[str, Any], declared: Mapping[str, DeclaredOption]) -> None:

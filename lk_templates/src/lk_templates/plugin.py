@@ -55,7 +55,12 @@ def register_options() -> list[OptionSpec]:
     from lk_core.options import OptionSpec
 
     return [
-        OptionSpec("template", "Build and run this LinuxKit template.", metavar="NAME"),
+        OptionSpec(
+            "template",
+            "Build and run this LinuxKit template.",
+            metavar="NAME",
+            complete="lk_templates.completion:complete_templates",
+        ),
         OptionSpec("var", "Template variable (repeatable).", kind="multiple", metavar="NAME=VALUE"),
         OptionSpec(
             "var_file", "Template variables from a file (NAME=VALUE lines).", metavar="FILE"
