@@ -25,11 +25,19 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests", "lint", "typecheck", "isolation", "docs"]
 
 ROOT = Path(__file__).parent
-DISTRIBUTIONS = ["lk_core", "lk_qemu", "lk_hyperkit", "lk_templates"]
+DISTRIBUTIONS = ["lk_core", "lk_qemu", "lk_hyperkit", "lk_templates", "lk_libvirt"]
 PLUGIN_DISTRIBUTIONS = {
     "lk_qemu": {"qemu"},
     "lk_hyperkit": {"hyperkit"},
     "lk_templates": {"templates"},
+    "lk_libvirt": {"libvirt"},
+}
+#: Options of ``lk run`` each plugin adds (and that must vanish without it).
+PLUGIN_RUN_OPTIONS = {
+    "lk_qemu": {"--accel"},
+    "lk_hyperkit": {"--firmware", "--network", "--vpnkit"},
+    "lk_templates": {"--template", "--var", "--var-file"},
+    "lk_libvirt": {"--accel", "--host"},
 }
 CORE_PLUGINS = {"json-state", "image-formats", "core-commands"}
 TEST_DEPS = ["pytest>=8", "hypothesis>=6.100", "mkdocs", "mkdocs-material"]
@@ -62,14 +70,8 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy: strict on lk_core, typed throughout the plugins."""
     install_all(session)
-    session.install("mypy", "types-PyYAML", "types-psutil")
-    session.run(
-        "mypy",
-        "lk_core/src/lk_core",
-        "lk_qemu/src/lk_qemu",
-        "lk_hyperkit/src/lk_hyperkit",
-        "lk_templates/src/lk_templates",
-    )
+    session.install("mypy", "types-PyYAML", "types-psutil", "pytest")
+    session.run("mypy", *(f"{dist}/src/{dist}" for dist in DISTRIBUTIONS))
 
 
 def _plugin_names(python: Path, env: dict[str, str]) -> set[str]:
@@ -124,6 +126,7 @@ def isolation(session: nox.Session) -> None:
             session.log(f"{' + '.join(combo)}: plugins {sorted(found)}")
             lk = Path(tmp) / "bin" / "lk"
             session.run(str(lk), "--help", external=True, silent=True)
+            _check_run_options(session, lk, combo, {**env, "LK_HOME": tmp})
             hv = subprocess.run(
                 [str(lk), "hypervisors", "--json"],
                 capture_output=True,
@@ -148,6 +151,25 @@ def isolation(session: nox.Session) -> None:
                 ).stdout
                 if any(h["name"] == "qemu" for h in json.loads(disabled)):
                     session.error("LK_DISABLE_PLUGINS=qemu did not remove qemu")
+
+
+def _check_run_options(
+    session: nox.Session, lk: Path, combo: list[str], env: dict[str, str]
+) -> None:
+    """``lk run --help`` offers exactly the options of the installed plugins."""
+    import re
+
+    help_text = subprocess.run(
+        [str(lk), "run", "--help"], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    shown = set(re.findall(r"(--[a-z][a-z-]*)", help_text))
+    expected = set().union(*(PLUGIN_RUN_OPTIONS[d] for d in combo[1:]))
+    absent = set().union(*PLUGIN_RUN_OPTIONS.values()) - expected
+    if expected - shown:
+        session.error(f"{combo}: lk run --help lacks {sorted(expected - shown)}")
+    if absent & shown:
+        session.error(f"{combo}: lk run --help shows {sorted(absent & shown)} of a missing plugin")
+    session.log(f"lk run options from plugins: {sorted(expected)}")
 
 
 @nox.session

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-packages=(qemu-system-x86 qemu-utils python3-venv python3-pip openssh-client)
+packages=(qemu-system-x86 qemu-utils python3-venv python3-pip openssh-client
+  libvirt-dev pkg-config gcc)
 if [ -f tests/images/host-packages.txt ]; then
   while read -r pkg; do
     case "$pkg" in ''|'#'*) ;; *) packages+=("$pkg") ;; esac
