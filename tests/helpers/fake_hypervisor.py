@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from lk_core.hypervisor import Capability, ProcessHypervisor
 from lk_core.model import Availability, Container, HypervisorOptions
 
 from lk_core import hookimpl
@@ -20,11 +21,14 @@ from lk_core import hookimpl
 FAKE_VM = Path(__file__).with_name("fake_vm.py")
 
 
-class FakeHypervisor:
+class FakeHypervisor(ProcessHypervisor):
     name = "fake"
     description = "A fake hypervisor for tests"
     formats = frozenset({"iso", "raw", "qcow2", "vmdk", "kernel+initrd"})
     priority = 0
+    capabilities = frozenset(
+        {Capability.RESTART, Capability.PORTS, Capability.VOLUMES, Capability.METADATA}
+    )
 
     def availability(self) -> Availability:
         return Availability(True, "", {"kind": "test double"})
