@@ -58,7 +58,7 @@ def build_group() -> click.Group:
         raise RuntimeError(f"plugins failed to load while generating the CLI reference: {failed}")
     set_plugins(plugins)
     try:
-        return build_cli()
+        return build_cli(all_options=True)
     finally:
         set_plugins(None)
 

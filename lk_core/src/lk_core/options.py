@@ -219,15 +219,14 @@ def _lazy_completion(target: str) -> Callable[..., Any]:
     return complete
 
 
-def install_options(commands: Mapping[str, Any], declared: Mapping[str, DeclaredOption]) -> None:
-    """Give each Click command in ``commands`` the plugin options it gets.
+def install_options(name: str, command: Any, declared: Mapping[str, DeclaredOption]) -> None:
+    """Give the Click ``command`` called ``name`` the plugin options it gets.
 
-    Idempotent: a command's own parameters are remembered the first time, so
-    calling it again (another set of plugins) leaves no stale option behind.
+    Idempotent: the command's own parameters are remembered the first time,
+    so calling it again (another set of plugins) leaves no stale option.
     """
-    for command_name, command in commands.items():
-        own = getattr(command, "_lk_own_params", None)
-        if own is None:
-            own = list(command.params)
-            command._lk_own_params = own
-        command.params = [*own, *click_options(declared, command_name)]
+    own = getattr(command, "_lk_own_params", None)
+    if own is None:
+        own = list(command.params)
+        command._lk_own_params = own
+    command.params = [*own, *click_options(declared, name)]

@@ -103,24 +103,21 @@ class Plugins:
 
     def load_entry_points(self) -> None:
         """Load every entry point of group ``lk`` allowed by the environment."""
-        from importlib.metadata import entry_points
+        from lk_core.entry_points import entry_points_of
 
         allow = _names_from_env("LK_PLUGINS")
         block = _names_from_env("LK_DISABLE_PLUGINS") or set()
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in entry_points_of(ENTRY_POINT_GROUP):
             if ep.name in block or (allow is not None and ep.name not in allow):
                 continue
             if self.manager.has_plugin(ep.name):
                 continue
-            dist = ep.dist
-            dist_name = dist.metadata["Name"] if dist is not None else ""
-            version = dist.version if dist is not None else ""
             try:
                 plugin = ep.load()
             except Exception as exc:
-                self.failures.append(PluginFailure(ep.name, dist_name, _one_line(exc)))
+                self.failures.append(PluginFailure(ep.name, ep.distribution, _one_line(exc)))
                 continue
-            self.register(plugin, ep.name, dist_name, version)
+            self.register(plugin, ep.name, ep.distribution, ep.version)
 
     def load_modules_from_env(self) -> None:
         """Load the modules named in ``LK_PLUGIN_MODULES`` as plugins.

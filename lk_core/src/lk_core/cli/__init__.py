@@ -33,8 +33,36 @@ def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> Non
     _debug = _debug or value
 
 
+class LkGroup(click.Group):
+    """The root group: a command gets its plugin options only when it is invoked.
+
+    Declaring options asks every hypervisor for its own, which ``lk --help``
+    and commands that take none should not pay for.
+    """
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Find the subcommand, then add the options plugins give it."""
+        name, command, rest = super().resolve_command(ctx, args)
+        if name and command is not None:
+            install_plugin_options({name: command})
+        return name, command, rest
+
+
+def install_plugin_options(commands: dict[str, click.Command]) -> None:
+    """Add the loaded plugins' options to each of ``commands`` (by command name)."""
+    from lk_core.options import install_options
+    from lk_core.plugins import get_plugins
+
+    declared = get_plugins().options()
+    for name, command in commands.items():
+        install_options(name, command, declared)
+
+
 @click.group(
     name="lk",
+    cls=LkGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option(
@@ -66,17 +94,20 @@ def cli() -> None:
     """
 
 
-def build_cli() -> click.Group:
-    """Return the root group with every plugin's commands added."""
+def build_cli(all_options: bool = False) -> click.Group:
+    """Return the root group with every plugin's commands added.
+
+    Plugin options are added to a command when it is invoked; with
+    ``all_options`` (documentation, introspection) to every command now.
+    """
     from lk_core.plugins import get_plugins, report_failures
 
     plugins = get_plugins()
     if "_LK_COMPLETE" not in os.environ:  # no warnings in the middle of a Tab completion
         report_failures(plugins)
     plugins.add_commands(cli)
-    from lk_core.options import install_options
-
-    install_options(cli.commands, plugins.options())
+    if all_options:
+        install_plugin_options(dict(cli.commands))
     return cli
 
 

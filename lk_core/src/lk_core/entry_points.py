@@ -1,0 +1,115 @@
+"""The ``lk`` entry points of the installed distributions, cached between runs.
+
+Scanning every installed distribution's metadata (``importlib.metadata``)
+costs more than the rest of ``lk ps``. The answer changes only when a
+distribution is installed, upgraded or removed, which changes the
+modification time of a folder on ``sys.path``. So the scan is cached in
+lk's cache folder, keyed by ``sys.path`` and those folders' modification
+times (a few ``stat`` calls to verify), and rebuilt on any difference.
+Plugin selection (``LK_PLUGINS``...) is applied after the cache, so it never
+needs a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple
+
+#: Bump when the cache's layout changes.
+CACHE_FORMAT = 1
+CACHE_FILE = "entry-points.json"
+
+
+class EntryPointInfo(NamedTuple):
+    """One entry point: its name, ``module:attr`` value, and its distribution."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+
+    def load(self) -> Any:
+        """Import the module and return the named object (like ``EntryPoint.load``)."""
+        import importlib
+
+        module_name, _, attrs = self.value.partition(":")
+        target: Any = importlib.import_module(module_name.strip())
+        for attr in filter(None, attrs.strip().split(".")):
+            target = getattr(target, attr)
+        return target
+
+
+def cache_path() -> Path:
+    """Where the cache lives: ``$LK_HOME/cache`` or the user cache folder."""
+    from lk_core.paths import lk_home
+
+    home = lk_home()
+    if home is not None:
+        return home / "cache" / CACHE_FILE
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lk", appauthor=False)) / CACHE_FILE
+
+
+def _path_key() -> list[list[Any]]:
+    """``sys.path`` with each folder's modification time (None when it is missing)."""
+    key: list[list[Any]] = []
+    for entry in sys.path:
+        try:
+            mtime: int | None = os.stat(entry or ".").st_mtime_ns
+        except OSError:
+            mtime = None
+        key.append([entry, mtime])
+    return key
+
+
+def scan(group: str) -> list[EntryPointInfo]:
+    """Read the entry points of ``group`` from the installed distributions (slow)."""
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in entry_points(group=group):
+        dist = ep.dist
+        found.append(
+            EntryPointInfo(
+                ep.name,
+                ep.value,
+                dist.metadata["Name"] if dist is not None else "",
+                dist.version if dist is not None else "",
+            )
+        )
+    return sorted(found)
+
+
+def entry_points_of(group: str, path: Path | None = None) -> list[EntryPointInfo]:
+    """The entry points of ``group``, from the cache when it still matches, else scanned.
+
+    A cache that cannot be read or written is ignored (the scan is the truth).
+    """
+    path = path or cache_path()
+    key = {"format": CACHE_FORMAT, "group": group, "path": _path_key()}
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("key") == key:
+            return [EntryPointInfo(*entry) for entry in cached["entry_points"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    found = scan(group)
+    _write(path, {"key": key, "entry_points": [list(ep) for ep in found]})
+    return found
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    """Replace the cache file atomically; give up quietly if lk cannot write there."""
+    from lk_core.paths import ensure_private_dir
+
+    try:
+        ensure_private_dir(path.parent)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError:
+        pass
