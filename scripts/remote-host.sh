@@ -75,7 +75,7 @@ KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 UsePAM no
 X11Forwarding no
-AllowTcpForwarding no
+AllowTcpForwarding local
 SetEnv XDG_RUNTIME_DIR=$xdg
 Subsystem sftp internal-sftp
 EOF

@@ -131,6 +131,13 @@ class Console:
         why = self._reason if self._closed else f"not seen within {timeout:g} s"
         raise HypervisorError(f"{self._name}: {line!r} {why}{last}")
 
+    def read_from(self, index: int, timeout: float) -> tuple[list[bytes], bool]:
+        """The chunks read since chunk ``index`` (waiting up to ``timeout`` for one), and closed."""
+        with self._cond:
+            if len(self._chunks) <= index and not self._closed:
+                self._cond.wait(timeout)
+            return list(self._chunks[index:]), self._closed
+
     def close(self) -> None:
         """Stop reading and close the stream (idempotent)."""
         libvirt = self._libvirt
