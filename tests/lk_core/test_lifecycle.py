@@ -195,15 +195,16 @@ def test_unknown_ref_is_a_one_line_error(run_lk, command):
     assert result.stderr.strip() == "lk: error: no such container: ghost"
 
 
-def test_names_are_unique_and_prefixes_resolve(run_lk, sandbox, iso_image):
+def test_names_are_unique_and_only_id_prefixes_resolve(run_lk, sandbox, iso_image):
     first = start(run_lk, iso_image, "--name", "alpha-one")
     again = run_lk(*RUN, "--name", "alpha-one", str(iso_image))
     assert again.returncode != 0 and "already in use" in again.stderr
     second = start(run_lk, iso_image, "--name", "alpha-two")
-    ambiguous = run_lk("inspect", "alpha")
-    assert ambiguous.returncode != 0
-    assert first in ambiguous.stderr and second in ambiguous.stderr
-    assert json.loads(run_lk("inspect", "alpha-t", check=True).stdout)["id"] == second
+    for prefix in ("alpha", "alpha-t"):  # name prefixes match nothing (docker's rule)
+        result = run_lk("inspect", prefix)
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"lk: error: no such container: {prefix}"
+    assert json.loads(run_lk("inspect", "alpha-two", check=True).stdout)["id"] == second
     assert json.loads(run_lk("inspect", first[:6], check=True).stdout)["id"] == first
 
 

@@ -17,6 +17,7 @@ from lk_qemu.argv import (
     SUPPORTED_FORMATS,
     DirectBoot,
     build_argv,
+    console_socket_path,
     escape,
     kernel_cmdline,
     pidfile_path,
@@ -83,7 +84,11 @@ def test_common_arguments() -> None:
         ("-m", "512"),
         ("-smp", "2"),
         ("-pidfile", "/lk/run/abcd1234/qemu.pid"),
-        ("-chardev", "file,id=console,path=/lk/logs/abcd1234.log,append=on"),
+        (
+            "-chardev",
+            "socket,id=console,path=/lk/run/abcd1234/console.sock,server=on,wait=off,"
+            "logfile=/lk/logs/abcd1234.log,logappend=on",
+        ),
         ("-serial", "chardev:console"),
         ("-chardev", "socket,id=qmp,path=/lk/run/abcd1234/qmp.sock,server=on,wait=off"),
         ("-mon", "chardev=qmp,mode=control"),
@@ -424,9 +429,10 @@ def test_long_socket_path_is_an_error_that_suggests_lk_home() -> None:
     limit = socket_path_limit("linux")
     assert limit == 107
     assert socket_path_limit("darwin") == 103
-    # runtime_dir + "/qmp.sock" (9 bytes) exactly at the limit is accepted
-    exact = Path("/" + "r" * (limit - len("/qmp.sock") - 1))
-    assert len(str(qmp_socket_path(exact))) == limit
+    # runtime_dir + "/console.sock" (13 bytes, the longest socket) at the limit is accepted
+    exact = Path("/" + "r" * (limit - len("/console.sock") - 1))
+    assert len(str(console_socket_path(exact))) == limit
+    assert len(str(qmp_socket_path(exact))) < limit
     build_argv(make_options(runtime_dir=exact), binary=QEMU, accel="tcg", socket_limit=limit)
     longer = Path(str(exact) + "x")
     with pytest.raises(HypervisorError, match="LK_HOME") as info:
@@ -509,7 +515,15 @@ def test_every_path_survives_option_splitting(text: str) -> None:
         assert meta["file"] == base + ".meta"
         assert meta["id"] == "metadata"
         console, qmp = (parse_option(v) for v in values_of(argv, "-chardev"))
-        assert console == {"": "file", "id": "console", "path": base + ".log", "append": "on"}
+        assert console == {
+            "": "socket",
+            "id": "console",
+            "path": str(runtime / "console.sock"),
+            "server": "on",
+            "wait": "off",
+            "logfile": base + ".log",
+            "logappend": "on",
+        }
         assert qmp["path"] == str(runtime / "qmp.sock")
         assert qmp["id"] == "qmp"
         (fsdev,) = (parse_option(v) for v in values_of(argv, "-fsdev"))

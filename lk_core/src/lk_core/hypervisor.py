@@ -219,6 +219,16 @@ class Hypervisor:
         require(self, Capability.CONSOLE)
         raise HypervisorError(f"hypervisor {self.name} has no console to attach to")
 
+    def stats(self, container: Container) -> dict[str, int]:
+        """Counters of a running VM for ``lk stats``; ``{}`` (nothing to say) by default.
+
+        Keys lk shows: ``block_read_bytes`` and ``block_write_bytes`` (disk
+        I/O), ``memory_bytes`` (the VM's memory use, for VMs that are not a
+        local process lk can measure itself). A column nobody reports is
+        left out. Must be quick and never raise for a VM that is stopping.
+        """
+        return {}
+
 
 class ProcessHypervisor(Hypervisor):
     """A hypervisor that is one local process per VM, owned by lk's supervisor.

@@ -12,7 +12,8 @@ def resolve_ref(ref: str, containers: Iterable[Container]) -> Container:
     """Find the container ``ref`` names.
 
     An exact ID wins, then an exact name; otherwise ``ref`` must be a prefix of exactly
-    one container's ID or name.
+    one container's ID (docker's rule). A prefix of a name matches nothing, so
+    ``lk rm -f w`` never removes ``web``.
     """
     ref = ref.strip()
     if not ref:
@@ -21,7 +22,7 @@ def resolve_ref(ref: str, containers: Iterable[Container]) -> Container:
     for exact in ([c for c in candidates if c.id == ref], [c for c in candidates if c.name == ref]):
         if len(exact) == 1:
             return exact[0]  # an exact ID wins, then an exact name
-    matches = [c for c in candidates if c.id.startswith(ref) or (c.name and c.name.startswith(ref))]
+    matches = [c for c in candidates if c.id.startswith(ref)]
     if not matches:
         raise NotFoundError(f"no such container: {ref}")
     if len(matches) > 1:

@@ -7,8 +7,10 @@ as a :class:`DirectBoot`), so every decision below is unit-tested as data.
 Decisions:
 
 * No window and no terminal: ``-display none -nodefaults -no-user-config``;
-  the serial console is appended to ``console_log`` through a ``file``
-  chardev. Never ``-nographic`` or ``-serial stdio`` (QEMU refuses the pair).
+  the serial console is a ``socket`` chardev on ``<runtime_dir>/console.sock``
+  (server, no wait: ``lk attach`` connects to it) whose ``logfile=`` appends
+  everything the guest prints to ``console_log``, attached or not. Never
+  ``-nographic`` or ``-serial stdio`` (QEMU refuses the pair).
 * Control through QMP on ``<runtime_dir>/qmp.sock``; ``-pidfile
   <runtime_dir>/qemu.pid``. A unix socket path must fit in ``sun_path``
   (107 bytes on Linux, 103 on macOS): a longer one is an error that suggests
@@ -41,6 +43,7 @@ from lk_core.formats import ISO, KERNEL_INITRD, QCOW2, RAW, VMDK
 from lk_core.model import HypervisorOptions, PortMapping, VolumeMapping
 
 __all__ = [
+    "CONSOLE_SOCKET_NAME",
     "DISK_CACHE",
     "MIN_MEMORY_MB",
     "OPTION_KEYS",
@@ -49,6 +52,7 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "DirectBoot",
     "build_argv",
+    "console_socket_path",
     "escape",
     "kernel_cmdline",
     "pidfile_path",
@@ -64,6 +68,8 @@ SUPPORTED_FORMATS: frozenset[str] = frozenset({ISO, QCOW2, VMDK, RAW, KERNEL_INI
 MIN_MEMORY_MB = 16
 #: The QMP socket's file name inside the runtime folder.
 QMP_SOCKET_NAME = "qmp.sock"
+#: The serial console socket's file name inside the runtime folder (``lk attach``).
+CONSOLE_SOCKET_NAME = "console.sock"
 #: QEMU's pidfile name inside the runtime folder.
 PIDFILE_NAME = "qemu.pid"
 #: Cache mode of writable disks: the host page cache is used and the guest's
@@ -114,6 +120,11 @@ def qmp_socket_path(runtime_dir: Path) -> Path:
     return runtime_dir / QMP_SOCKET_NAME
 
 
+def console_socket_path(runtime_dir: Path) -> Path:
+    """The serial console socket (``lk attach``) of the VM whose runtime folder is ``runtime_dir``."""
+    return runtime_dir / CONSOLE_SOCKET_NAME
+
+
 def pidfile_path(runtime_dir: Path) -> Path:
     """QEMU's pidfile for the VM whose runtime folder is ``runtime_dir``."""
     return runtime_dir / PIDFILE_NAME
@@ -154,7 +165,7 @@ def _check_socket_path(path: Path, limit: int) -> None:
     size = len(str(path).encode("utf-8", "surrogateescape"))
     if size > limit:
         raise HypervisorError(
-            f"the QMP socket path {path} is {size} bytes, longer than the {limit} bytes "
+            f"the socket path {path} is {size} bytes, longer than the {limit} bytes "
             "a unix socket path may have: set LK_HOME to a shorter folder (e.g. LK_HOME=~/.lk)"
         )
 
@@ -291,7 +302,10 @@ def build_argv(
     runtime_dir = Path(_absolute(options.runtime_dir, "the runtime folder"))
     console_log = _absolute(options.console_log, "the console log")
     qmp_socket = qmp_socket_path(runtime_dir)
-    _check_socket_path(qmp_socket, socket_path_limit() if socket_limit is None else socket_limit)
+    console_socket = console_socket_path(runtime_dir)
+    limit = socket_path_limit() if socket_limit is None else socket_limit
+    _check_socket_path(qmp_socket, limit)
+    _check_socket_path(console_socket, limit)
 
     hardware = accel in _HARDWARE_ACCELS
     argv = [
@@ -315,7 +329,10 @@ def build_argv(
         "-pidfile",
         str(pidfile_path(runtime_dir)),
         "-chardev",
-        f"file,id=console,path={escape(console_log)},append=on",
+        # A socket for ``lk attach``, logging everything the guest prints to
+        # the console log whether or not a client is connected.
+        f"socket,id=console,path={escape(str(console_socket))},server=on,wait=off,"
+        f"logfile={escape(console_log)},logappend=on",
         "-serial",
         "chardev:console",
         "-chardev",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,7 +110,13 @@ class QemuHypervisor(ProcessHypervisor):
     preferred_formats = ("iso", "kernel+initrd", "qcow2", "raw", "vmdk")
     priority = 10
     capabilities = frozenset(
-        {Capability.RESTART, Capability.PORTS, Capability.VOLUMES, Capability.METADATA}
+        {
+            Capability.RESTART,
+            Capability.PORTS,
+            Capability.VOLUMES,
+            Capability.METADATA,
+            Capability.CONSOLE,
+        }
     )
 
     def __init__(
@@ -203,3 +210,52 @@ class QemuHypervisor(ProcessHypervisor):
             raise HypervisorError(
                 f"cannot ask container {container.display_name} to shut down: {error.message}"
             ) from error
+
+    def open_console(self, container: Container) -> socket.socket:
+        """A connected unix socket on the serial console (``<runtime_dir>/console.sock``).
+
+        QEMU's server socket takes one client at a time: lk refuses a second
+        ``lk attach`` before it gets here.
+        """
+        from lk_core.paths import runtime_dir
+
+        from lk_qemu.argv import console_socket_path
+
+        path = console_socket_path(runtime_dir(container.id))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(SHUTDOWN_TIMEOUT)
+        try:
+            sock.connect(str(path))
+        except OSError as error:
+            sock.close()
+            if isinstance(error, FileNotFoundError):
+                why = "it has no console socket (started by an older lk? restart it)"
+            else:
+                why = error.strerror or str(error)
+            raise HypervisorError(
+                f"cannot attach to container {container.display_name}: {why}"
+            ) from None
+        sock.settimeout(None)
+        return sock
+
+    def stats(self, container: Container) -> dict[str, int]:
+        """Disk bytes read and written by the guest, summed over its drives (QMP ``query-blockstats``).
+
+        ``{}`` when QMP does not answer (the VM is stopping).
+        """
+        from lk_core.paths import runtime_dir
+
+        from lk_qemu.argv import qmp_socket_path
+        from lk_qemu.qmp import QmpClient, QmpError
+
+        try:
+            with QmpClient(qmp_socket_path(runtime_dir(container.id)), timeout=2.0) as qmp:
+                devices = qmp.execute("query-blockstats")
+        except QmpError:
+            return {}
+        read = written = 0
+        for device in devices if isinstance(devices, list) else []:
+            counters = device.get("stats", {}) if isinstance(device, dict) else {}
+            read += int(counters.get("rd_bytes", 0))
+            written += int(counters.get("wr_bytes", 0))
+        return {"block_read_bytes": read, "block_write_bytes": written}
