@@ -8,7 +8,13 @@ import). Security:
 - arguments are quoted with :func:`shlex.join`, so ``lk exec ID -- echo 'a b;c'``
   prints ``a b;c`` and nothing is interpreted by the remote shell;
 - the host key is pinned per VM in ``<runtime dir>/known_hosts`` on first
-  contact; a different key afterwards is refused.
+  contact (in the record itself, ``extra["host_key"]``, for a hypervisor that
+  :attr:`~lk_core.hypervisor.Hypervisor.owns_records`); a different key
+  afterwards is refused;
+- the guest is reached where its hypervisor's
+  :meth:`~lk_core.hypervisor.Hypervisor.ssh_endpoint` says: through an SSH
+  tunnel (``direct-tcpip``) to the VM's host when the endpoint has ``via``, that
+  host's key checked against the one the hypervisor pinned.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from lk_core.paths import runtime_dir
 
 if TYPE_CHECKING:
     from fabric import Connection
+
+    from lk_core.hypervisor import Hypervisor
+    from lk_core.vm import SshEndpoint, Tunnel
 
 SSH_USER = "root"
 KNOWN_HOSTS = "known_hosts"
@@ -69,11 +78,87 @@ def ssh_banner(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> byte
     return data if data.startswith(_BANNER_PREFIX) else b""
 
 
+def hypervisor_of(container: Container) -> Hypervisor | None:
+    """The loaded hypervisor that runs ``container`` (None if its plugin is gone)."""
+    from lk_core.plugins import get_plugins
+
+    return get_plugins().hypervisors().get(container.hypervisor.lower())
+
+
+def endpoint_of(container: Container) -> SshEndpoint:
+    """Where the container's SSH answers, as its hypervisor says (127.0.0.1 by default)."""
+    from lk_core.vm import SshEndpoint
+
+    hv = hypervisor_of(container)
+    if hv is None:
+        return SshEndpoint("127.0.0.1", container.ssh_port)
+    return hv.ssh_endpoint(container)
+
+
+def open_tunnel(via: Tunnel, timeout: float = 10.0) -> Any:
+    """A connected ``paramiko.SSHClient`` to the tunnel host, its key checked."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client._system_host_keys = paramiko.HostKeys()  # only the key the hypervisor pinned
+    entry = paramiko.hostkeys.HostKeyEntry.from_line(via.known_host) if via.known_host else None
+    if entry is not None:
+        for name in entry.hostnames:
+            client.get_host_keys().add(name, entry.key.get_name(), entry.key)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    kwargs: dict[str, Any] = {"look_for_keys": not via.key_file, "allow_agent": not via.key_file}
+    if via.key_file:
+        kwargs["key_filename"] = via.key_file
+    try:
+        client.connect(
+            via.host, port=via.port, username=via.user or None, timeout=timeout, **kwargs
+        )
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        client.close()
+        raise SSHError(
+            f"cannot open an SSH tunnel through {via.host}:{via.port}: {exc or type(exc).__name__}"
+        ) from exc
+    return client
+
+
+def _tunnel_channel(client: Any, endpoint: SshEndpoint, timeout: float = 10.0) -> Any:
+    """A ``direct-tcpip`` channel through ``client`` to the endpoint (on the tunnel host)."""
+    import paramiko
+
+    transport = client.get_transport()
+    try:
+        return transport.open_channel(
+            "direct-tcpip", (endpoint.host, endpoint.port), ("127.0.0.1", 0), timeout=timeout
+        )
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise SSHError(
+            f"the tunnel host refused a connection to {endpoint.host}:{endpoint.port}: "
+            f"{exc or type(exc).__name__}"
+        ) from exc
+
+
+def _banner_via(client: Any, endpoint: SshEndpoint, timeout: float = 2.0) -> bytes:
+    """The SSH banner of the endpoint reached through a tunnel client, or b""."""
+    try:
+        channel = _tunnel_channel(client, endpoint, timeout)
+    except SSHError:
+        return b""
+    try:
+        channel.settimeout(timeout)
+        data = channel.recv(256)
+    except OSError:
+        return b""
+    finally:
+        channel.close()
+    return data if data.startswith(_BANNER_PREFIX) else b""
+
+
 def wait_for_ssh(
     container: Container,
     is_running: Callable[[], Container],
     timeout: float = 120.0,
     progress: Callable[[float], None] | None = None,
+    endpoint: SshEndpoint | None = None,
 ) -> float:
     """Block until the VM's SSH server answers; return the seconds waited.
 
@@ -86,28 +171,38 @@ def wait_for_ssh(
 
     if not container.ssh_port:
         raise SSHError(f"container {container.display_name} has no SSH port")
+    endpoint = endpoint or endpoint_of(container)
+    tunnel = open_tunnel(endpoint.via) if endpoint.via is not None else None
     started = time.monotonic()
-    while True:
-        current = is_running()
-        if not current.is_active:
-            tail = _console_tail(b"".join(read_tail(log_path(container.id), 5)))
-            raise ContainerStateError(
-                f"container {container.display_name} is {current.status}"
-                + (f" ({current.status_reason})" if current.status_reason else "")
-                + f" before SSH answered; last console lines: {tail}"
-            )
-        if ssh_banner(container.ssh_port):
-            return time.monotonic() - started
-        waited = time.monotonic() - started
-        if waited >= timeout:
-            tail = _console_tail(b"".join(read_tail(log_path(container.id), 5)))
-            raise SSHError(
-                f"SSH of {container.display_name} did not answer within {timeout:.0f}s; "
-                f"last console lines: {tail}"
-            )
-        if progress is not None:
-            progress(waited)
-        time.sleep(0.2)
+    try:
+        while True:
+            current = is_running()
+            if not current.is_active:
+                tail = _console_tail(b"".join(read_tail(log_path(container.id), 5)))
+                raise ContainerStateError(
+                    f"container {container.display_name} is {current.status}"
+                    + (f" ({current.status_reason})" if current.status_reason else "")
+                    + f" before SSH answered; last console lines: {tail}"
+                )
+            if tunnel is not None:
+                answered = _banner_via(tunnel, endpoint)
+            else:
+                answered = ssh_banner(endpoint.port, endpoint.host)
+            if answered:
+                return time.monotonic() - started
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                tail = _console_tail(b"".join(read_tail(log_path(container.id), 5)))
+                raise SSHError(
+                    f"SSH of {container.display_name} did not answer within {timeout:.0f}s; "
+                    f"last console lines: {tail}"
+                )
+            if progress is not None:
+                progress(waited)
+            time.sleep(0.2)
+    finally:
+        if tunnel is not None:
+            tunnel.close()
 
 
 def _console_tail(data: bytes) -> str:
@@ -144,8 +239,15 @@ def _require_running(container: Container) -> None:
         raise SSHError(f"container {container.display_name} has no SSH port")
 
 
-def connect(container: Container, timeout: float = 10.0) -> Connection:
-    """An open fabric connection to the container, host key pinned."""
+def connect(
+    container: Container, timeout: float = 10.0, endpoint: SshEndpoint | None = None
+) -> Connection:
+    """An open fabric connection to the container, host key pinned.
+
+    ``endpoint`` defaults to what the container's hypervisor says
+    (:func:`endpoint_of`); with ``via`` the connection goes through an SSH
+    tunnel to that host, closed with the connection.
+    """
     import paramiko
     from fabric import Connection
 
@@ -156,30 +258,50 @@ def connect(container: Container, timeout: float = 10.0) -> Connection:
             f"container {container.display_name} was started with --no-metadata and no "
             "--ssh-key, so lk holds no key it trusts; start it with --ssh-key KEY to use exec"
         )
+    endpoint = endpoint or endpoint_of(container)
     connect_kwargs: dict[str, Any] = {"look_for_keys": False, "allow_agent": False}
     if key:
         connect_kwargs["key_filename"] = key
+    tunnel = None
+    if endpoint.via is not None:
+        tunnel = open_tunnel(endpoint.via, timeout)
+        try:
+            connect_kwargs["sock"] = _tunnel_channel(tunnel, endpoint, timeout)
+        except BaseException:
+            tunnel.close()
+            raise
     conn = Connection(
-        host="127.0.0.1",
+        host=endpoint.host,
         user=SSH_USER,
-        port=container.ssh_port,
+        port=endpoint.port,
         connect_timeout=timeout,
         connect_kwargs=connect_kwargs,
     )
+    if tunnel is not None:
+        _close_with(conn, tunnel)
     known = known_hosts_path(container)
     client = conn.client
     client._system_host_keys = paramiko.HostKeys()  # never trust ~/.ssh/known_hosts here
-    known.parent.mkdir(parents=True, exist_ok=True)
-    if not known.exists():
-        known.touch(mode=0o600)
-    client.load_host_keys(str(known))
-    client.set_missing_host_key_policy(_PinOnFirstUse(known))
+    hv = hypervisor_of(container)
+    if hv is not None and hv.owns_records:  # the engine keeps the pinned key in the record
+        pinned = paramiko.hostkeys.HostKeyEntry.from_line(str(container.extra.get("host_key", "")))
+        if pinned is not None:
+            for name in pinned.hostnames:
+                client.get_host_keys().add(name, pinned.key.get_name(), pinned.key)
+        known = Path(f"(the record of {container.display_name}: its host_key)")
+        client.set_missing_host_key_policy(_PinInRecord(hv, container))
+    else:
+        known.parent.mkdir(parents=True, exist_ok=True)
+        if not known.exists():
+            known.touch(mode=0o600)
+        client.load_host_keys(str(known))
+        client.set_missing_host_key_policy(_PinOnFirstUse(known))
     try:
         conn.open()
     except paramiko.BadHostKeyException as exc:
         raise SSHError(
             f"the SSH host key of container {container.display_name} changed since first "
-            f"contact (possible impostor on 127.0.0.1:{container.ssh_port}); if the VM was "
+            f"contact (possible impostor on {endpoint.host}:{endpoint.port}); if the VM was "
             f"rebuilt on purpose, delete {known} and retry"
         ) from exc
     except paramiko.AuthenticationException as exc:
@@ -195,16 +317,42 @@ def connect(container: Container, timeout: float = 10.0) -> Connection:
             ) from exc
         raise SSHError(
             f"cannot reach SSH of container {container.display_name} on "
-            f"127.0.0.1:{container.ssh_port} ({exc or type(exc).__name__}); "
+            f"{endpoint.host}:{endpoint.port} ({exc or type(exc).__name__}); "
             f"is it still booting? try: lk wait {container.display_name}"
         ) from exc
     except (OSError, EOFError) as exc:
         raise SSHError(
             f"cannot reach SSH of container {container.display_name} on "
-            f"127.0.0.1:{container.ssh_port} ({exc or type(exc).__name__}); "
+            f"{endpoint.host}:{endpoint.port} ({exc or type(exc).__name__}); "
             f"is it still booting? try: lk wait {container.display_name}"
         ) from exc
     return conn
+
+
+def _close_with(conn: Connection, tunnel: Any) -> None:
+    """Make ``conn.close()`` close the tunnel client too."""
+    close = conn.close
+
+    def close_both() -> None:
+        try:
+            close()
+        finally:
+            tunnel.close()
+
+    conn.close = close_both
+
+
+class _PinInRecord:
+    """Accept the first host key seen and keep it in the record, through the hypervisor."""
+
+    def __init__(self, hv: Hypervisor, container: Container) -> None:
+        self.hv = hv
+        self.container = container
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.container.extra["host_key"] = f"{hostname} {key.get_name()} {key.get_base64()}"
+        self.hv.update_record(self.container)
 
 
 class _PinOnFirstUse:
@@ -398,6 +546,68 @@ def copy_from(container: Container, remote: str, local: str) -> None:
         raise SSHError(f"cannot copy {where} to {local}: {_reason(exc)}") from exc
     finally:
         conn.close()
+
+
+def forward_port(
+    container: Container,
+    local_port: int,
+    guest_port: int,
+    ready: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve 127.0.0.1:``local_port`` here, each connection carried to 127.0.0.1:``guest_port``
+    inside the guest (SSH ``direct-tcpip``), until Ctrl-C or ``stop`` is set.
+
+    ``ready`` is called with the bound port (``local_port`` 0 picks one).
+    """
+    conn = connect(container)
+    transport = conn.client.get_transport()
+    server = socket.create_server(("127.0.0.1", local_port))
+    server.settimeout(0.5)
+    try:
+        if ready is not None:
+            ready(server.getsockname()[1])
+        while stop is None or not stop.is_set():
+            try:
+                client, peer = server.accept()
+            except TimeoutError:
+                if transport is None or not transport.is_active():
+                    raise SSHError(
+                        f"the SSH connection to {container.display_name} closed"
+                    ) from None
+                continue
+            try:
+                channel = transport.open_channel("direct-tcpip", ("127.0.0.1", guest_port), peer)
+            except Exception as exc:
+                client.close()
+                print(f"lk: cannot reach guest port {guest_port}: {exc}", file=sys.stderr)
+                continue
+            threading.Thread(target=_splice, args=(client, channel), daemon=True).start()
+    finally:
+        server.close()
+        conn.close()
+
+
+def _splice(sock: socket.socket, channel: Any) -> None:
+    """Copy both ways between a local socket and an SSH channel until either ends."""
+    try:
+        while True:
+            readable, _, _ = select.select([sock, channel], [], [], 1.0)
+            if sock in readable:
+                data = sock.recv(32768)
+                if not data:
+                    break
+                channel.sendall(data)
+            if channel in readable:
+                data = channel.recv(32768)
+                if not data:
+                    break
+                sock.sendall(data)
+    except OSError:
+        pass
+    finally:
+        channel.close()
+        sock.close()
 
 
 def _reason(exc: OSError) -> str:

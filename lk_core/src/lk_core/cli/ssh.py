@@ -126,4 +126,40 @@ def cp_command(source: str, destination: str) -> None:
         copy_from(manager.get(src[0]), src[1], destination)
 
 
-COMMANDS: tuple[click.Command, ...] = (wait_command, exec_command, shell_command, cp_command)
+@click.command("port-forward")
+@click.argument("ref", shell_complete=complete_active_refs)
+@click.argument("ports", metavar="[LOCAL:]GUEST")
+def port_forward_command(ref: str, ports: str) -> None:
+    """Forward 127.0.0.1:LOCAL here to port GUEST inside a container, until Ctrl-C.
+
+    Works for a container on any host: the connection goes through the
+    guest's SSH server (and the host's SSH tunnel for a remote libvirt host).
+    LOCAL 0 or omitted picks a free port; the address is printed.
+    """
+    from lk_core.errors import UsageError
+    from lk_core.manager import Manager
+    from lk_core.ssh import forward_port
+
+    local_text, _, guest_text = ports.rpartition(":")
+    try:
+        local = int(local_text) if local_text else 0
+        guest = int(guest_text)
+    except ValueError:
+        raise UsageError(f"invalid port spec {ports!r}: use [LOCAL:]GUEST, e.g. 8080:80") from None
+    if not (0 <= local <= 65535 and 1 <= guest <= 65535):
+        raise UsageError(f"invalid port spec {ports!r}: ports are 1 to 65535")
+
+    def ready(port: int) -> None:
+        click.echo(f"127.0.0.1:{port} -> {ref}:{guest}", err=False)
+        sys.stdout.flush()
+
+    forward_port(Manager().get(ref), local, guest, ready)
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    wait_command,
+    exec_command,
+    shell_command,
+    cp_command,
+    port_forward_command,
+)
