@@ -64,6 +64,20 @@ def _manager() -> Manager:
     help="Host port for SSH (default: a free one).",
 )
 @click.option("--ssh-key", default="", help="Private key the VM trusts (default: lk's own).")
+@click.option(
+    "--disk",
+    "disks",
+    multiple=True,
+    metavar="SIZE|NAME:SIZE|NAME",
+    help="Attach a data disk: an empty one of SIZE (e.g. 10G) deleted with the container, "
+    "or the named disk NAME that outlives it (created with SIZE if new; see 'lk disk'). "
+    "Repeatable.",
+)
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Run a disk image itself, writing it (one container at a time), not on an overlay.",
+)
 @click.option("--no-metadata", is_flag=True, help="Do not attach the LinuxKit metadata CD.")
 @click.option("--metadata-file", default="", help="Your own LinuxKit user data for the CD.")
 @click.option("--wait", is_flag=True, help="With -d: return once SSH answers.")
@@ -85,6 +99,8 @@ def run_command(
     hypervisor: str,
     ssh_port: int,
     ssh_key: str,
+    disks: tuple[str, ...],
+    in_place: bool,
     no_metadata: bool,
     metadata_file: str,
     wait: bool,
@@ -96,6 +112,7 @@ def run_command(
     Installed plugins add options (see below): a hypervisor's own settings,
     or another way to name the image (lk-templates' --template).
     """
+    from lk_core.disks import parse_disk_option
     from lk_core.errors import UsageError
     from lk_core.model import RunOptions, RunRequest
     from lk_core.options import plugin_values
@@ -124,6 +141,8 @@ def run_command(
         },
         metadata=not no_metadata,
         metadata_file=metadata_file,
+        disks=tuple(parse_disk_option(d) for d in disks),
+        in_place=in_place,
     )
     request = RunRequest(image, options, plugin_values(declared, plugin_options))
     if detach:
@@ -179,7 +198,10 @@ def _short_image(image: str, width: int = 30) -> str:
 def ps_command(show_all: bool, fmt: str, as_json: bool, quiet: bool) -> None:
     """List containers (running ones unless -a); liveness is checked every time."""
     fmt = "json" if as_json else fmt
-    containers = _manager().list(all=show_all)
+    manager = _manager()
+    containers = manager.list(all=show_all)
+    for reason in manager.unreachable.values():
+        click.echo(f"lk: warning: {reason}", err=True)
     if quiet:
         for c in containers:
             click.echo(c.id)
@@ -191,12 +213,13 @@ def ps_command(show_all: bool, fmt: str, as_json: bool, quiet: bool) -> None:
         return
     from lk_core.table import render_table
 
-    click.echo(
-        render_table(
-            ["ID", "NAME", "IMAGE", "STATUS", "STARTED", "SSH", "PORTS"],
-            [_ps_row(c) for c in containers],
-        )
-    )
+    headers = ["ID", "NAME", "IMAGE", "STATUS", "STARTED", "SSH", "PORTS"]
+    rows = [_ps_row(c) for c in containers]
+    if any(c.host for c in containers):  # containers on other hosts: say where each runs
+        headers.insert(4, "HOST")
+        for row, c in zip(rows, containers, strict=True):
+            row.insert(4, c.host or "-")
+    click.echo(render_table(headers, rows))
     for c in containers:
         if c.status_reason and c.status.value in ("broken", "error"):
             click.echo(f"{c.display_name}: {c.status_reason}", err=True)
