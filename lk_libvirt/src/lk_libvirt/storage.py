@@ -125,6 +125,8 @@ def ensure_pool(conn: Connection, name: str = DEFAULT_POOL, path: str = "") -> S
             pool = conn.storagePoolDefineXML(_pool_xml(name, path), 0)
             pool.build(0)
         if not pool.isActive():
+            with contextlib.suppress(libvirt.libvirtError):
+                pool.build(0)  # its folder may have been deleted while it was inactive
             pool.create(0)
         if not pool.autostart():
             pool.setAutostart(1)
