@@ -19,8 +19,16 @@ from pathlib import Path
 
 import click
 import pytest
+from lk_core.builtins import json_state
 from lk_core.errors import HypervisorError, LkError
-from lk_core.model import Container, HypervisorOptions, PortMapping, Protocol, VolumeMapping
+from lk_core.model import (
+    Container,
+    HypervisorOptions,
+    PortMapping,
+    Protocol,
+    RunOptions,
+    VolumeMapping,
+)
 from lk_core.plugins import Plugins, new_plugins
 from lk_core.state import StoreOperations
 
@@ -90,9 +98,7 @@ def test_the_command_line_is_data(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"volumes": (VolumeMapping("/srv", "/srv", tag="lkvol0"),)}, "cannot share folders"),
         ({"ports": (PortMapping(53, 53, protocol=Protocol.UDP),)}, "TCP ports only"),
-        ({"options": {"accel": "kvm"}}, r"takes no options \(got: accel\)"),
         ({"runtime_dir": Path("/tmp/" + "x" * 100)}, "too long for a unix socket"),
     ],
 )
@@ -106,6 +112,44 @@ def test_refuses_options_it_cannot_honour(
 # --8<-- [end:argv]
 
 
+def test_declares_what_it_can_do() -> None:
+    from lk_core.hypervisor import Capability, ProcessHypervisor
+
+    hv = ExampleHypervisor()
+    assert isinstance(hv, ProcessHypervisor)
+    assert hv.capabilities == {Capability.PORTS, Capability.METADATA, Capability.RESTART}
+    assert hv.options() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        (
+            {"volumes": (VolumeMapping("/srv", "/srv"),)},
+            "HypervisorError",
+            r"hypervisor example cannot share folders \(-v\)",
+        ),
+        (
+            {"hypervisor_options": {"accel": "kvm"}},
+            "UsageError",
+            "hypervisor example does not take --accel",
+        ),
+    ],
+)
+def test_lk_refuses_what_it_did_not_declare(
+    plugins: Plugins, sandbox: Path, iso_image: Path, changes: dict, error: str, message: str
+) -> None:
+    """No Capability.VOLUMES, no options: lk refuses -v and --accel before anything starts."""
+    from lk_core.manager import Manager
+
+    plugins.register(json_state, "json-state")
+    manager = Manager(plugins)
+    with pytest.raises(LkError, match=message) as refused:
+        manager.run(str(iso_image), RunOptions(hypervisor="example", **changes))
+    assert type(refused.value).__name__ == error
+    assert manager.list(all=True) == []
+
+
 def test_shutdown_of_a_vm_that_is_not_listening_is_a_hypervisor_error(tmp_path: Path) -> None:
     container = Container(id="0123abcd", image="x", name="web")
     with pytest.raises(HypervisorError, match="cannot reach the example VM of web"):
@@ -113,13 +157,13 @@ def test_shutdown_of_a_vm_that_is_not_listening_is_a_hypervisor_error(tmp_path: 
 
 
 def test_template_source(plugins: Plugins) -> None:
-    from lk_core.templates import apply_template, list_templates
+    from lk_core.templating import apply_template, list_templates
 
     sources = plugins.template_sources()
     assert [s.name for s in sources] == ["example"]
-    (info,) = list_templates(sources=sources)
+    (info,) = list_templates(plugins)
     assert (info.name, info.source) == ("example-hello", "example")
-    rendered = apply_template("example-hello", {"GREETING": "a: b # c"}, sources=sources)
+    rendered = apply_template(plugins, "example-hello", {"GREETING": "a: b # c"})
     assert 'command: ["echo", "a: b # c"]' in rendered
     assert sources[0].read_template("nope") is None
 

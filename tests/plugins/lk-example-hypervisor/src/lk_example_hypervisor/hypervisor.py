@@ -1,10 +1,11 @@
 """The ``example`` hypervisor: each VM is a Python process running :mod:`lk_example_hypervisor.vm`.
 
-What lk asks of a hypervisor (see :class:`lk_core.hypervisor.Hypervisor`) is
-small: say whether it can run here, turn :class:`~lk_core.model.HypervisorOptions`
-into a command line, and ask a running VM to power off. lk does the rest for
-every hypervisor: the supervisor process, the state, liveness checks, logs,
-forced stops.
+Each VM is one local process, so it subclasses
+:class:`lk_core.hypervisor.ProcessHypervisor`: what lk asks of it is small. Say
+whether it can run here, declare what it can do (its capabilities), turn
+:class:`~lk_core.model.HypervisorOptions` into a command line, and ask a
+running VM to power off. lk does the rest: the supervisor process, the state,
+liveness checks, logs, forced stops.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from lk_core.errors import HypervisorError
+from lk_core.hypervisor import Capability, ProcessHypervisor
 from lk_core.model import Availability, Container, HypervisorOptions, Protocol
 
 #: The VM program, run with this Python.
@@ -46,13 +48,17 @@ def send_control(runtime_dir: Path, command: str, timeout: float = 2.0) -> str:
 
 
 # --8<-- [start:class]
-class ExampleHypervisor:
+class ExampleHypervisor(ProcessHypervisor):
     """VMs that are Python processes: a console log, echo services, a control socket."""
 
     name = "example"
     description = "Example plugin: each VM is a Python process (echo service on -p ports)"
     formats = frozenset({"iso", "raw", EXAMPLE_FORMAT})
     priority = 0  # below qemu (10): used only when asked for, or when nothing else runs
+    # What it can do beyond booting: publish (TCP) ports, read lk's metadata CD, and
+    # start a stopped VM again. It cannot share folders (-v): lk refuses -v in one line.
+    capabilities = frozenset({Capability.PORTS, Capability.METADATA, Capability.RESTART})
+    # It adds no options to lk run, so it keeps Hypervisor.options() (none).
 
     def availability(self) -> Availability:
         """Always available: it needs nothing but Python."""
@@ -60,13 +66,9 @@ class ExampleHypervisor:
 
     def build_command(self, options: HypervisorOptions) -> list[str]:
         """The argv of a VM process for ``options``; refuse what it cannot honour."""
-        if options.volumes:
-            raise HypervisorError("the example hypervisor cannot share folders: drop -v")
+        # -v never gets here (no Capability.VOLUMES), nor options it did not declare.
         if any(port.protocol is not Protocol.TCP for port in options.ports):
             raise HypervisorError("the example hypervisor publishes TCP ports only")
-        if options.options:  # e.g. {"accel": "kvm"} from lk run --accel
-            unknown = ", ".join(sorted(options.options))
-            raise HypervisorError(f"the example hypervisor takes no options (got: {unknown})")
         sock = control_socket(options.runtime_dir)
         if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
             raise HypervisorError(
