@@ -486,7 +486,7 @@ class HypervisorConformance:
             try:
                 spec.check()
             except LkError as exc:
-                pytest.fail(f"hypervisor {name}: option {spec.name!r} is declared wrong: {exc}")
+                pytest.fail(f"hypervisor {name}: a wrong option declaration: {exc}")
             assert spec.name not in seen, f"hypervisor {name}: option {spec.flag} declared twice"
             seen.add(spec.name)
 
