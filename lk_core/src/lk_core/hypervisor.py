@@ -219,6 +219,34 @@ class Hypervisor:
         require(self, Capability.CONSOLE)
         raise HypervisorError(f"hypervisor {self.name} has no console to attach to")
 
+    # -- disks (Capability.DISKS) --------------------------------------------------
+    def create_overlay(self, image: Path, fmt: str, directory: Path) -> tuple[Path, str]:
+        """Create a container's writable boot disk in ``directory``, with ``image``'s content.
+
+        ``image`` (of format ``fmt``) must never be opened for writing: it is
+        shared by every container of the image. Usually a copy-on-write
+        overlay backed by it. Returns the new file and its format. Needs
+        ``DISKS``; raise a one-line :class:`~lk_core.errors.LkError` on failure.
+        """
+        require(self, Capability.DISKS)
+        raise HypervisorError(f"hypervisor {self.name} cannot create disks")
+
+    def create_disk(self, stem: Path, size: int) -> tuple[Path, str]:
+        """Create an empty sparse disk of ``size`` bytes at ``stem`` plus the format's suffix.
+
+        Returns the file and its format (``qcow2``, ``raw``). Needs ``DISKS``.
+        """
+        require(self, Capability.DISKS)
+        raise HypervisorError(f"hypervisor {self.name} cannot create disks")
+
+    def commit_disk(self, disk: Path, fmt: str, target: Path) -> None:
+        """Write the disk ``disk`` (with its backing file) as a standalone qcow2 image ``target``.
+
+        For ``lk commit``; the VM is stopped. Needs ``DISKS``.
+        """
+        require(self, Capability.DISKS)
+        raise HypervisorError(f"hypervisor {self.name} cannot commit disks")
+
     def stats(self, container: Container) -> dict[str, int]:
         """Counters of a running VM for ``lk stats``; ``{}`` (nothing to say) by default.
 

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING
 
 import attrs
 
+from lk_core.disks import Disk
 from lk_core.errors import ContainerStateError, LkError
 from lk_core.hypervisor import Capability, Hypervisor, ProcessHypervisor
 from lk_core.model import Container, HypervisorOptions, RunOptions, RunRequest, Status
@@ -158,6 +159,7 @@ class Manager:
             from lk_core.metadata import write_metadata_cd
 
             metadata_iso = write_metadata_cd(container, options, rdir)
+        disks = self._create_disks(container, hv, rdir)
         return HypervisorOptions(
             id=container.id,
             image=Path(container.image),
@@ -171,7 +173,24 @@ class Manager:
             volumes=tuple(container.volumes),
             metadata_iso=metadata_iso,
             options=container.options_for(hv.name),
+            disks=disks,
         )
+
+    def _create_disks(self, container: Container, hv: Hypervisor, rdir: Path) -> tuple[Disk, ...]:
+        """Create the container's planned disks (overlay, data disks) and record them."""
+        if not container.disks:
+            return ()
+        from lk_core.disks import create_container_disks
+
+        disks = create_container_disks(hv, container, rdir)
+        container.disks = list(disks)
+
+        def change(record: Container) -> None:
+            record.disks = list(disks)
+
+        if not hv.owns_records:
+            self.ops.update(container.id, change)
+        return disks
 
     def cleanup(self, container_id: str) -> None:
         """Remove a container's record, log and runtime folder (no process checks)."""
@@ -323,6 +342,37 @@ class Manager:
             self.cleanup(container.id)
             self.plugins.notify("removed", container)
         return targets
+
+    def commit(self, ref: str, target: str, force: bool = False) -> Path:
+        """Write a stopped container's disk (overlay and image) as a new qcow2 image ``target``."""
+        from lk_core.disks import boot_disk, commit_target
+
+        container = self.get(ref)
+        disk = boot_disk(container)
+        if disk is None:
+            from lk_core.formats import ISO, KERNEL_INITRD
+
+            if container.format in (ISO, KERNEL_INITRD):
+                why = f"it boots a read-only {container.format} image, which it never changes"
+            else:
+                why = f"it runs {container.image} in place: that file holds its changes"
+            raise ContainerStateError(
+                f"container {container.display_name} has no disk of its own to commit: {why}"
+            )
+        if container.is_active:
+            raise ContainerStateError(
+                f"container {container.display_name} is {container.status}: stop it before "
+                f"committing its disk ('lk stop {container.display_name}')"
+            )
+        path = commit_target(target, force)
+        hv = self.hypervisor_of(container)
+        if hv is None:
+            raise ContainerStateError(
+                f"container {container.display_name} ran on hypervisor {container.hypervisor}, "
+                "whose plugin is not installed: it cannot commit its disk"
+            )
+        hv.commit_disk(Path(disk.path), disk.format, path)
+        return path
 
     def logs(
         self, ref: str, follow: bool = False, tail: int | None = None, poll: float = 0.1

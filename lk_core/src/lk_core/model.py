@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from lk_core.disks import Disk, DiskRequest
+
 #: Image formats are an open set of strings: plugins may add their own.
 ImageFormat = str
 
@@ -112,6 +114,8 @@ class Container:
     host: str = ""
     #: The hypervisor's own handle on the VM (see :class:`lk_core.hypervisor.Handle`).
     handle: dict[str, Any] = attrs.field(factory=dict)
+    #: The container's disks: its boot overlay, then its data disks (see :mod:`lk_core.disks`).
+    disks: list[Disk] = attrs.field(factory=list)
     extra: dict[str, Any] = attrs.field(factory=dict)
 
     @property
@@ -152,6 +156,10 @@ class RunOptions:
     hypervisor_options: dict[str, Any] = attrs.field(factory=dict)
     metadata: bool = True
     metadata_file: str = ""
+    #: Data disks (``--disk``): anonymous sizes or named disks, in order.
+    disks: tuple[DiskRequest, ...] = ()
+    #: Run a disk image in place (written, one container at a time) instead of on an overlay.
+    in_place: bool = False
 
 
 @attrs.frozen
@@ -190,6 +198,9 @@ class HypervisorOptions:
     volumes: tuple[VolumeMapping, ...] = ()
     metadata_iso: Path | None = None
     options: dict[str, Any] = attrs.field(factory=dict)
+    #: Disks to attach as virtio disks, in this order, each with its serial: the boot
+    #: overlay (role ``boot``, which replaces ``image``), then data disks.
+    disks: tuple[Disk, ...] = ()
 
 
 @attrs.frozen

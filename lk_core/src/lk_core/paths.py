@@ -9,6 +9,7 @@ configuration (SSH key, user templates) in the user config dir. With
     $LK_HOME/logs/<id>.log     serial console of each container
     $LK_HOME/run/<id>/         per-container runtime files (pidfile, sockets)
     $LK_HOME/config/           SSH key, user templates
+    $LK_HOME/disks/            named disks (``lk disk``)
 """
 
 from __future__ import annotations
@@ -60,6 +61,16 @@ def default_config_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def default_disks_dir() -> Path:
+    """The folder of named disks (``lk disk create``): ``<user data dir>/disks``."""
+    home = lk_home()
+    if home is not None:
+        return home / "disks"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "disks"
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import attrs
 
+from lk_core.disks import Disk
 from lk_core.errors import HypervisorError, ImageFormatError, UsageError
 from lk_core.hypervisor import Capability, Hypervisor, ProcessHypervisor, require
 from lk_core.model import (
@@ -113,7 +114,10 @@ def plan_run(plugins: Plugins, request: RunRequest, existing: Sequence[Container
         taken = {c.ssh_port for c in active} | {p.host_port for c in active for p in c.ports}
         taken |= {p.host_port for p in options.ports}
         ssh_port = free_port(avoid=taken)
-    _check_image_not_in_use(image_path, fmt, list(existing))
+    from lk_core.disks import plan_disks
+
+    disks = plan_disks(hv, fmt, options, existing)
+    _check_image_not_in_use(image_path, fmt, list(existing), disks)
     container = Container(
         id="",
         image=str(image_path),
@@ -129,6 +133,7 @@ def plan_run(plugins: Plugins, request: RunRequest, existing: Sequence[Container
         ssh_port=ssh_port,
         ssh_key=choose_ssh_key(options.ssh_key, options.metadata),
         plugin_options=_recorded_options(request, hv.name, hv_values),
+        disks=disks,
     )
     return RunPlan(container, hv)
 
@@ -143,15 +148,28 @@ def _recorded_options(
     return recorded
 
 
-def _check_image_not_in_use(image: Path, fmt: str, records: list[Container]) -> None:
-    """Refuse a disk image another active container has open (disks are written in place)."""
+def _check_image_not_in_use(
+    image: Path, fmt: str, records: list[Container], disks: Sequence[Disk] = ()
+) -> None:
+    """Refuse to share a disk image with a container that writes it in place.
+
+    Containers on an overlay (a boot disk in ``disks``) only read the image:
+    any number may share it, unless one active container runs it in place
+    (``--in-place``, or a hypervisor without ``DISKS``).
+    """
+    from lk_core.disks import BOOT, writes_image_in_place
     from lk_core.formats import ISO, KERNEL_INITRD
 
     if fmt in (ISO, KERNEL_INITRD):
         return  # read-only media can be shared
-    users = [c.display_name for c in records if c.is_active and c.image == str(image)]
+    in_place = not any(d.role == BOOT for d in disks)
+    users = [
+        c.display_name
+        for c in records
+        if c.is_active and c.image == str(image) and (in_place or writes_image_in_place(c))
+    ]
     if users:
         raise UsageError(
-            f"disk image {image} is in use by container {users[0]} (disks are written in "
-            "place): stop it first, or run a copy of the image"
+            f"disk image {image} is in use by container {users[0]}, and a container that "
+            "runs its image in place (--in-place) writes it: stop it first"
         )

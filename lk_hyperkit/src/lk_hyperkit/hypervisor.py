@@ -24,6 +24,11 @@ What hyperkit can and cannot do, and so what lk does:
 - Ports: hyperkit has no port forwarding. lk refuses ``-p`` and warns that the
   SSH port is not forwarded. The requested forwards are kept in
   :attr:`HyperkitPlan.forwards` (see :func:`vpnkit_port_spec`).
+- Disks: hyperkit's qcow2 reader cannot follow a backing file, so instead of
+  an overlay each container boots a private sparse copy of its raw or qcow2
+  image; data disks are sparse raw files in PCI slots 6 and up (hyperkit
+  cannot set their serial: the guest finds them by order). See
+  :mod:`lk_hyperkit.disks`.
 - Volumes: hyperkit's virtio-9p device only connects to an external 9P server
   socket; lk has none to offer, so ``-v`` is refused.
 - Commas: hyperkit splits every option on ``,`` and has no escape, so a path
@@ -47,11 +52,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import attrs
+from lk_core.disks import BOOT
 from lk_core.errors import HypervisorError, UsageError
 from lk_core.formats import ISO, KERNEL_INITRD, QCOW2, RAW, VMDK, find_kernel_initrd
 from lk_core.hypervisor import Capability, ProcessHypervisor
 from lk_core.liveness import hypervisor_alive
 from lk_core.model import Availability, Container, HypervisorOptions, PortMapping
+
+from lk_hyperkit.disks import data_disk_slots
 
 if TYPE_CHECKING:
     from lk_core.options import OptionSpec
@@ -250,7 +258,7 @@ class HyperkitHypervisor(ProcessHypervisor):
     #: LinuxKit's kernel+initrd boots without firmware; the rest needs UEFI.
     preferred_formats = (KERNEL_INITRD, ISO, RAW, QCOW2)
     priority = 20
-    capabilities = frozenset({Capability.RESTART, Capability.METADATA})
+    capabilities = frozenset({Capability.RESTART, Capability.METADATA, Capability.DISKS})
 
     def __init__(
         self,
@@ -402,6 +410,25 @@ class HyperkitHypervisor(ProcessHypervisor):
                 f"cannot signal hyperkit (PID {container.pid}): permission denied?"
             )
 
+    # -- disks (see lk_hyperkit.disks) ------------------------------------------
+    def create_overlay(self, image: Path, fmt: str, directory: Path) -> tuple[Path, str]:
+        """A private sparse copy of ``image`` (hyperkit's qcow2 cannot follow a backing file)."""
+        from lk_hyperkit.disks import create_private_copy
+
+        return create_private_copy(image, fmt, directory)
+
+    def create_disk(self, stem: Path, size: int) -> tuple[Path, str]:
+        """An empty sparse raw disk ``<stem>.raw`` (hyperkit reads raw natively)."""
+        from lk_hyperkit.disks import create_sparse_disk
+
+        return create_sparse_disk(stem, size)
+
+    def commit_disk(self, disk: Path, fmt: str, target: Path) -> None:
+        """Copy a qcow2 disk, or convert a raw one with qemu-img when it is installed."""
+        from lk_hyperkit.disks import commit
+
+        commit(disk, fmt, target, self.environ)
+
     # -- the plan --------------------------------------------------------------
     def explain_format(self, fmt: str) -> str | None:
         """Say why images of format ``fmt`` cannot be booted, or None if they can."""
@@ -464,6 +491,8 @@ class HyperkitHypervisor(ProcessHypervisor):
         disk = _disk(options)
         if disk:
             args += ["-s", f"{SLOT_DISK},{disk}"]
+        for slot, data_disk in data_disk_slots(options.disks):
+            args += ["-s", f"{slot},{_virtio_blk(Path(data_disk.path), data_disk.format)}"]
 
         network, socket = self._network(hv_options, warnings)
         if network == "vpnkit":
@@ -590,8 +619,20 @@ def _check_option_keys(hv_options: Mapping[str, str]) -> None:
     )
 
 
+def _virtio_blk(path: Path, fmt: str) -> str:
+    """A ``virtio-blk`` device for the raw or qcow2 disk at ``path``."""
+    if fmt == QCOW2:
+        return f"virtio-blk,{qcow2_disk(path)}"
+    if fmt == RAW:
+        return f"virtio-blk,{hyperkit_path(path, 'disk')}"
+    raise HypervisorError(f"hyperkit cannot attach {fmt} disks ({path})")
+
+
 def _disk(options: HypervisorOptions) -> str:
     """Return the PCI device (emulation and configuration) of the boot image, or ""."""
+    boot = next((d for d in options.disks if d.role == BOOT), None)
+    if boot is not None:  # the container's private copy (see lk_hyperkit.disks)
+        return _virtio_blk(Path(boot.path), boot.format)
     if options.format == ISO:
         return f"ahci-cd,{hyperkit_path(options.image, 'ISO image')}"
     if options.format == RAW:

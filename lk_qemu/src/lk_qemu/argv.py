@@ -372,6 +372,8 @@ def build_argv(
         image = _absolute(options.image, "the image")
         if options.format == ISO:
             argv += _cd_args("boot", image, "ide.0", arch, boot=True)
+        elif any(disk.role == "boot" for disk in options.disks):
+            pass  # the container's overlay replaces the image: attached with the disks below
         else:
             argv += [
                 "-drive",
@@ -386,6 +388,11 @@ def build_argv(
 
     for index, volume in enumerate(options.volumes):
         argv += _volume_args(index, volume)
+
+    if options.disks:  # the boot overlay, then data disks (see lk_qemu.disks)
+        from lk_qemu.disks import disk_args
+
+        argv += disk_args(options.disks, DISK_CACHE)
 
     extra = options.options.get("qemu_args", "")
     if extra.strip():

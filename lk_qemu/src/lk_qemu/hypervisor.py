@@ -116,6 +116,7 @@ class QemuHypervisor(ProcessHypervisor):
             Capability.VOLUMES,
             Capability.METADATA,
             Capability.CONSOLE,
+            Capability.DISKS,
         }
     )
 
@@ -192,6 +193,36 @@ class QemuHypervisor(ProcessHypervisor):
             arch=_binary_arch(binary, self._machine),
             direct_boot=direct_boot,
         )
+
+    # -- disks (see lk_qemu.disks) -------------------------------------------------
+    def create_overlay(self, image: Path, fmt: str, directory: Path) -> tuple[Path, str]:
+        """A qcow2 overlay ``directory/boot.qcow2`` backed (read-only) by ``image``."""
+        from lk_qemu.disks import find_disk_tool, overlay_argv, run_disk_tool
+
+        overlay = directory / "boot.qcow2"
+        argv = overlay_argv(find_disk_tool(self._env()), image.absolute(), fmt, overlay)
+        run_disk_tool(argv, f"create the overlay of {image}")
+        return overlay, "qcow2"
+
+    def create_disk(self, stem: Path, size: int) -> tuple[Path, str]:
+        """An empty sparse qcow2 disk ``<stem>.qcow2`` of ``size`` bytes."""
+        from lk_qemu.disks import create_argv, find_disk_tool, run_disk_tool
+
+        path = stem.with_name(stem.name + ".qcow2")
+        run_disk_tool(create_argv(find_disk_tool(self._env()), path, size), f"create {path}")
+        return path, "qcow2"
+
+    def commit_disk(self, disk: Path, fmt: str, target: Path) -> None:
+        """``qemu-img convert -O qcow2`` to a temporary file beside ``target``, then renamed."""
+        from lk_qemu.disks import commit_argv, find_disk_tool, run_disk_tool
+
+        tool = find_disk_tool(self._env())
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            run_disk_tool(commit_argv(tool, disk, fmt, partial), f"write {target}")
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def request_shutdown(self, container: Container, runtime_dir: Path) -> None:
         """Send QMP ``system_powerdown`` (an ACPI power button press); do not wait.

@@ -99,8 +99,26 @@ def prepare_run(plugins: Plugins, request: RunRequest, owner: str) -> RunRequest
     return attrs.evolve(
         request,
         image=str(built.image),
-        options=attrs.evolve(options, memory=memory, cpus=cpus),
+        options=attrs.evolve(
+            options, memory=memory, cpus=cpus, disks=_data_disks(options, built, hypervisor)
+        ),
     )
+
+
+def _data_disks(options: Any, built: TemplateBuild, hypervisor: Hypervisor) -> tuple[Any, ...]:
+    """``--disk`` if given, else the data disk of the template's ``disk=`` / ``DATA_SIZE``.
+
+    A hypervisor that cannot attach disks gets none from the template (the
+    template then runs without its data disk, as before).
+    """
+    from lk_core.hypervisor import Capability
+
+    size = built.defaults.get("disk_size")
+    if options.disks or not size or Capability.DISKS not in hypervisor.capabilities:
+        return tuple(options.disks)
+    from lk_core.disks import DiskRequest, parse_disk_size
+
+    return (DiskRequest(size=parse_disk_size(size)),)
 
 
 def prune_builds(plugins: Plugins) -> list[Path]:

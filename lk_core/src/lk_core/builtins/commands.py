@@ -10,10 +10,11 @@ from lk_core.hookspecs import hookimpl
 @hookimpl(tryfirst=True)  # added first, so a plugin's command of the same name replaces it
 def register_commands(cli: click.Group) -> None:
     """Add lk's core commands to the root group."""
-    from lk_core.cli import completion, containers, info, ssh
+    from lk_core.cli import completion, containers, disks, info, ssh
 
     for command in (
         *containers.COMMANDS,
+        *disks.COMMANDS,
         *ssh.COMMANDS,
         *info.COMMANDS,
         *completion.COMMANDS,
