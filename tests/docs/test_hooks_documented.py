@@ -40,6 +40,12 @@ def test_the_page_documents_exactly_the_hooks_that_exist(page: str) -> None:
         "register_template_sources",
         "open_state_store",
         "register_commands",
+        "register_options",
+        "prepare_run",
+        "container_created",
+        "container_started",
+        "container_stopped",
+        "container_removed",
     }
     assert set(hookdoc.sections(page)) == names
 
