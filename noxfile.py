@@ -34,7 +34,7 @@ PLUGIN_DISTRIBUTIONS = {
 }
 #: Options of ``lk run`` each plugin adds (and that must vanish without it).
 PLUGIN_RUN_OPTIONS = {
-    "lk_qemu": {"--accel"},
+    "lk_qemu": {"--accel", "--qemu-args"},
     "lk_hyperkit": {"--firmware", "--network", "--vpnkit"},
     "lk_templates": {"--template", "--var", "--var-file"},
     "lk_libvirt": {"--accel", "--host"},

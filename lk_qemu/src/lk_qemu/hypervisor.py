@@ -137,7 +137,7 @@ class QemuHypervisor(ProcessHypervisor):
         return os.environ if self._environ is None else self._environ
 
     def options(self) -> list[OptionSpec]:
-        """``--accel``: the accelerator (kvm, hvf, whpx, tcg; default: the best usable)."""
+        """``--accel`` (the accelerator; default: the best usable) and ``--qemu-args``."""
         from lk_core.options import OptionSpec
 
         return [
@@ -145,7 +145,13 @@ class QemuHypervisor(ProcessHypervisor):
                 "accel",
                 "Accelerator: kvm, hvf, tcg (default: the best one that works here).",
                 metavar="ACCEL",
-            )
+            ),
+            OptionSpec(
+                "qemu_args",
+                "Extra QEMU arguments, split like a shell (an escape hatch: lk does not "
+                "check them).",
+                metavar="ARGS",
+            ),
         ]
 
     def availability(self) -> Availability:
