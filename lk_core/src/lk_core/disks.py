@@ -74,7 +74,7 @@ MIN_SIZE = 1024 * 1024
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:[iI]?[bB])?\s*$")
 _UNIT = {"": 1024**2, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 #: What reads as a size, valid or not (``0``, ``-1``, ``1.5.G``): never a disk name.
-_SIZE_LIKE = re.compile(r"^\s*-?[\d.]+\s*[kKmMgGtTiIbB]*\s*$")
+_SIZE_LIKE = re.compile(r"^\s*-?[\d.]*\d[\d.]*\s*[kKmMgGtTiIbB]*\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 #: Extensions of named disk files, by format (the hypervisor picks the format).
 _DISK_SUFFIXES = (".qcow2", ".raw")

@@ -44,7 +44,7 @@ __all__ = [
 #: PCI slots of data disks (2-5 and 31 are taken: disk, network, metadata CD, RNG, LPC).
 FIRST_DATA_SLOT = 6
 LAST_DATA_SLOT = 30
-_BLOCK = 1024 * 1024
+_BLOCK = 64 * 1024
 _QCOW2_MAGIC = b"QFI\xfb"
 
 

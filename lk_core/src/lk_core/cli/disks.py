@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @click.command("commit")
 @click.argument("ref", shell_complete=complete_refs)
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image")
 @click.option("-f", "--force", is_flag=True, help="Replace IMAGE if it exists.")
 def commit_command(ref: str, image: str, force: bool) -> None:
     """Write a stopped container's disk as a new standalone qcow2 IMAGE.
