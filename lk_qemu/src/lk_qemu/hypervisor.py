@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +20,8 @@ from lk_core.hypervisor import Capability, ProcessHypervisor
 from lk_qemu.accel import choose_accelerator
 
 if TYPE_CHECKING:
+    import socket
+
     from lk_core.model import Availability, Container, HypervisorOptions
     from lk_core.options import OptionSpec
 
@@ -254,6 +255,8 @@ class QemuHypervisor(ProcessHypervisor):
         QEMU's server socket takes one client at a time: lk refuses a second
         ``lk attach`` before it gets here.
         """
+        import socket
+
         from lk_core.paths import runtime_dir
 
         from lk_qemu.argv import console_socket_path
