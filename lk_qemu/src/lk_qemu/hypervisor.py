@@ -279,7 +279,7 @@ class QemuHypervisor(ProcessHypervisor):
         return sock
 
     def stats(self, container: Container) -> dict[str, int]:
-        """Disk bytes read and written by the guest, summed over its drives (QMP ``query-blockstats``).
+        """Disk bytes read and written by the guest over its drives (QMP ``query-blockstats``).
 
         ``{}`` when QMP does not answer (the VM is stopping).
         """
