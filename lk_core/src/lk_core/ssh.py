@@ -384,6 +384,11 @@ def exec_command(
     binary stream) is forwarded to the command until it ends, then closed.
     """
     command = remote_command(argv, env, workdir)
+    from lk_core.ssh_mux import try_exec
+
+    done = try_exec(container, command, tty=tty, stdin=stdin, stream=stream)
+    if done is not None:  # OpenSSH on a multiplexed connection (see lk_core.ssh_mux)
+        return done
     conn = connect(container)
     try:
         transport = conn.client.get_transport()

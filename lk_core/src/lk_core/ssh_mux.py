@@ -1,0 +1,280 @@
+"""``lk exec`` through OpenSSH with connection multiplexing (ControlMaster).
+
+The first exec into a container starts an OpenSSH master connection that
+stays in the background (``ControlPersist``) with its control socket in the
+container's runtime folder; every later exec opens one channel on it: no new
+TCP connection, key exchange or authentication, and no paramiko in this
+process. Behaviour is the paramiko path's (:func:`lk_core.ssh.exec_command`):
+
+- the remote command string is the same (:func:`lk_core.ssh.remote_command`);
+- the host key is checked against the same pinned file
+  (``<runtime dir>/known_hosts``, OpenSSH's format, ``[127.0.0.1]:PORT``),
+  first contact pins (``accept-new``), a different key is refused;
+- no user or system ssh configuration is read (``-F none``), only lk's key
+  is offered (``IdentitiesOnly``), never a password prompt (``BatchMode``);
+- stdout and stderr stay separate, stdin is forwarded, ``-t`` gets a pty.
+
+The control socket's name carries a hash of the port, the key and the pinned
+host key: a master is only reused by an exec that would have authenticated
+and checked the host exactly as it did. A master whose connection died (the
+guest rebooted or stopped) is replaced by OpenSSH itself (it connects anew
+when the master cannot open a session). When ssh fails on its own (exit
+status 255 *and* an error in its log), :func:`try_exec` returns ``None`` and
+the caller falls back to paramiko, which gives lk's usual one-line error.
+
+Not used (``None``): ``ssh`` absent, ``LK_SSH_MUX=0``, an endpoint through a
+tunnel (``via``), an engine that keeps the pinned key in its record
+(``owns_records``), and ``-t`` without stdin (paramiko sizes that pty from this
+terminal, which ssh cannot do without reading it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lk_core.model import Container
+    from lk_core.ssh import ExecResult
+
+#: Set to 0 to always use paramiko.
+ENV_SWITCH = "LK_SSH_MUX"
+#: Seconds an idle master connection stays up after the last exec.
+CONTROL_PERSIST = 300
+#: Longest unix socket path, less the 17 characters OpenSSH appends to a
+#: temporary name while it starts a master.
+_SOCKET_LIMIT = (107 if sys.platform.startswith("linux") else 103) - 17
+
+
+def enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether exec may use OpenSSH (``$LK_SSH_MUX`` is not 0)."""
+    env = os.environ if environ is None else environ
+    return env.get(ENV_SWITCH, "1").strip().lower() not in ("0", "no", "false", "off")
+
+
+def control_path(runtime: Path, port: int, key: str, pinned: bytes, key_bytes: bytes) -> Path:
+    """The master's control socket: unique per port, key and pinned host key."""
+    digest = hashlib.sha256()
+    for part in (str(port).encode(), key.encode(), key_bytes, pinned):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return runtime / f"ssh-{digest.hexdigest()[:10]}.ctl"
+
+
+def ssh_argv(
+    *,
+    ssh: str,
+    host: str,
+    port: int,
+    user: str,
+    key: str,
+    known_hosts: Path,
+    command: str,
+    control: Path | None,
+    log: Path,
+    tty: bool,
+    first_contact: bool,
+) -> list[str]:
+    """The OpenSSH command that runs ``command`` (sent verbatim) on the guest."""
+    argv = [
+        ssh,
+        "-F",
+        "none",
+        "-p",
+        str(port),
+        "-l",
+        user,
+        "-i",
+        key,
+        "-E",
+        str(log),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"StrictHostKeyChecking={'accept-new' if first_contact else 'yes'}",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "HashKnownHosts=no",
+        "-o",
+        "CheckHostIP=no",
+        "-o",
+        "UpdateHostKeys=no",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+    ]
+    if control is not None:
+        argv += [
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={control}",
+            "-o",
+            f"ControlPersist={CONTROL_PERSIST}",
+        ]
+    argv += ["-tt" if tty else "-T", host, "--", command]
+    return argv
+
+
+def _has_pin(known: bytes, host: str, port: int) -> bool:
+    name = host if port == 22 else f"[{host}]:{port}"
+    for line in known.decode(errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and name in fields[0].split(","):
+            return True
+    return False
+
+
+def try_exec(
+    container: Container,
+    command: str,
+    *,
+    tty: bool,
+    stdin: IO[bytes] | None,
+    stream: bool,
+) -> ExecResult | None:
+    """Run ``command`` through OpenSSH; ``None`` when this path does not apply or ssh failed."""
+    from lk_core.model import Status
+    from lk_core.paths import runtime_dir
+    from lk_core.ssh import KNOWN_HOSTS, SSH_USER, ExecResult, hypervisor_of
+
+    if not enabled() or container.status is not Status.RUNNING:
+        return None
+    if not container.ssh_port or not container.ssh_key or (tty and stdin is None):
+        return None
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        return None
+    hv = hypervisor_of(container)
+    if hv is not None and hv.owns_records:
+        return None
+    endpoint = hv.ssh_endpoint(container) if hv is not None else None
+    if endpoint is not None and endpoint.via is not None:
+        return None
+    host = endpoint.host if endpoint is not None else "127.0.0.1"
+    port = endpoint.port if endpoint is not None else container.ssh_port
+    try:
+        key_bytes = Path(container.ssh_key).read_bytes()
+    except OSError:
+        return None  # paramiko reports the missing key its usual way
+    runtime = runtime_dir(container.id)
+    known = runtime / KNOWN_HOSTS
+    try:
+        runtime.mkdir(parents=True, exist_ok=True)
+        if not known.exists():
+            known.touch(mode=0o600)
+        pinned = known.read_bytes()
+    except OSError:
+        return None
+    control: Path | None = control_path(runtime, port, container.ssh_key, pinned, key_bytes)
+    if len(str(control).encode()) > _SOCKET_LIMIT:
+        control = None  # still OpenSSH, one connection per exec
+    log = runtime / f"ssh-{os.getpid()}.log"
+    argv = ssh_argv(
+        ssh=ssh,
+        host=host,
+        port=port,
+        user=SSH_USER,
+        key=container.ssh_key,
+        known_hosts=known,
+        command=command,
+        control=control,
+        log=log,
+        tty=tty,
+        first_contact=not _has_pin(pinned, host, port),
+    )
+    env = dict(os.environ)
+    if tty:
+        env.setdefault("TERM", "xterm")
+    try:
+        if stream:
+            proc = subprocess.run(
+                argv, stdin=stdin if stdin is not None else subprocess.DEVNULL, env=env
+            )
+            out = err = b""
+        else:
+            proc = subprocess.run(
+                argv,
+                stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                capture_output=True,
+                env=env,
+            )
+            out, err = proc.stdout or b"", proc.stderr or b""
+        why = _ssh_error(log) if proc.returncode == 255 else ""
+    except OSError:
+        return None
+    finally:
+        log.unlink(missing_ok=True)
+    if why and _before_session(why):
+        return None  # nothing ran: paramiko retries and words the error lk's way
+    if why:  # the session broke after it started: never run the command twice
+        message = f"lk: SSH connection to {container.display_name} broke: {why.splitlines()[-1]}\n"
+        if stream:
+            sys.stderr.write(message)
+        else:
+            err += message.encode()
+    return ExecResult(
+        exit_code=proc.returncode,
+        stdout=out.decode(errors="replace"),
+        stderr=err.decode(errors="replace"),
+    )
+
+
+#: ssh's own errors that happen before a command can start (lowercase).
+_BEFORE_SESSION = (
+    "host key verification failed",
+    "remote host identification has changed",
+    "host key for",
+    "permission denied",
+    "connection refused",
+    "connection timed out",
+    "operation timed out",
+    "no route to host",
+    "connect to host",
+    "kex_exchange_identification",
+    "banner exchange",
+    "connection closed by",
+    "could not resolve",
+    "no such file",
+    "load key",
+)
+
+
+def _ssh_error(log: Path) -> str:
+    """What ssh logged as its own error (a command's own exit 255 leaves the log empty)."""
+    try:
+        return log.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _before_session(error: str) -> bool:
+    text = error.lower()
+    return any(marker in text for marker in _BEFORE_SESSION)
+
+
+def forget(runtime: Path, ssh: str | None = None, paths: Sequence[Path] | None = None) -> None:
+    """Ask every master of a container to exit (e.g. before its VM is removed)."""
+    ssh = ssh or shutil.which("ssh")
+    if ssh is None:
+        return
+    for control in paths if paths is not None else runtime.glob("ssh-*.ctl"):
+        subprocess.run(
+            [ssh, "-F", "none", "-o", f"ControlPath={control}", "-O", "exit", "lk"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
