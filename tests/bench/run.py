@@ -1,7 +1,7 @@
 """lk's benchmarks: every figure next to a baseline measured in the same run.
 
     nox -s bench                      # everything (boots VMs: a few minutes)
-    nox -s bench -- --only cli        # one group: cli, boot, stop, exec
+    nox -s bench -- --only cli        # one group: cli, boot, stop, disks, exec
     python tests/bench/run.py --json out.json
 
 Groups:
@@ -9,6 +9,8 @@ Groups:
 - boot: time to the guest's ready line: ``lk run -d`` vs the reference tool's
         QEMU argv (repaired just enough to boot) vs the best hand-written argv
 - stop: ``lk stop`` vs the guest's own ACPI shutdown (QMP system_powerdown by hand)
+- disks: time to the ready line of a qcow2 image: ``lk run -d`` on a per-container
+        overlay (the default) vs ``lk run -d --in-place`` (the image itself), interleaved
 - exec: ``lk exec ID -- true`` vs OpenSSH ``ssh -i KEY -p PORT root@127.0.0.1 true``
 
 Prints a table (median seconds and the ratio to the baseline) and writes JSON.
@@ -316,6 +318,38 @@ class Bench:
         self.add("stop", "lk stop", lk, "guest shutdown", guest, lk_s)
         shutil.rmtree(work, ignore_errors=True)
 
+    def disks(self, image_dir: Path) -> None:
+        print(
+            f"disks: seconds to the ready line, qcow2 in place vs overlay (median of {self.runs})",
+            flush=True,
+        )
+        work = Path(tempfile.mkdtemp(prefix="lkbd", dir="/tmp"))
+        image = work / "lk-test.qcow2"
+        shutil.copy(image_dir / "lk-test.qcow2", image)  # --in-place writes it
+
+        def with_lk(*options: str) -> float:
+            start = time.perf_counter()
+            cid = self.run_detached(image, *options)
+            try:
+                return wait_for_ready(self.home / "logs" / f"{cid}.log", start)
+            finally:
+                subprocess.run(self.lk("rm", "-f", cid), env=self.env, capture_output=True)
+
+        in_place_s: list[float] = []
+        overlay_s: list[float] = []
+        for _ in range(self.runs):  # interleaved: both see the same machine load
+            in_place_s.append(with_lk("--in-place"))
+            overlay_s.append(with_lk())
+        in_place = statistics.median(in_place_s)
+        self.add(
+            "disks", "lk run -d --in-place (qcow2)", in_place, "in place", in_place, in_place_s
+        )
+        overlay = statistics.median(overlay_s)
+        self.add(
+            "disks", "lk run -d on an overlay (qcow2)", overlay, "in place", in_place, overlay_s
+        )
+        shutil.rmtree(work, ignore_errors=True)
+
     def exec(self, image_dir: Path) -> None:
         runs = max(self.runs, 10)
         print(f"exec: one command over SSH (median of {runs})", flush=True)
@@ -361,9 +395,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", action="append", choices=["cli", "boot", "stop", "exec"])
+    parser.add_argument("--only", action="append", choices=["cli", "boot", "stop", "disks", "exec"])
     args = parser.parse_args()
-    groups = args.only or ["cli", "boot", "stop", "exec"]
+    groups = args.only or ["cli", "boot", "stop", "disks", "exec"]
     bench = Bench(args.runs)
     image_dir = build_image() if set(groups) - {"cli"} else None
     try:

@@ -400,13 +400,18 @@ def create_container_disks(
     """Create the planned disks of ``container`` (overlay, data disks, new named disks).
 
     Returns them complete (path, format, serial), in the order the guest
-    sees them: the boot disk first, then the data disks as given.
+    sees them: the boot disk first, then the data disks as given. Disks that
+    exist already (a stopped container started again) are kept as they are.
     """
     from lk_core.paths import default_disks_dir, ensure_private_dir
 
     created: list[Disk] = []
     data_index = 0
     for disk in container.disks:
+        if disk.serial and disk.path and Path(disk.path).exists():  # from an earlier start
+            created.append(disk)
+            data_index += disk.role != BOOT
+            continue
         if disk.role == BOOT:
             path, fmt = hv.create_overlay(Path(container.image), container.format, runtime_dir)
             created.append(
