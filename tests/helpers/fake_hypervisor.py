@@ -49,6 +49,27 @@ class FakeHypervisor(ProcessHypervisor):
         (runtime_dir / "powerdown").touch()
 
 
+class FakeConsoleHypervisor(FakeHypervisor):
+    """The fake with an interactive console (``lk attach``) on ``<runtime>/console.sock``."""
+
+    name = "fake-console"
+    description = "A fake hypervisor with a console socket, for tests"
+    capabilities = FakeHypervisor.capabilities | {Capability.CONSOLE}
+
+    def build_command(self, options: HypervisorOptions) -> list[str]:
+        socket_path = options.runtime_dir / "console.sock"
+        return [*super().build_command(options), "--console-socket", str(socket_path)]
+
+    def open_console(self, container: Container) -> object:
+        import socket
+
+        from lk_core.paths import runtime_dir
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(runtime_dir(container.id) / "console.sock"))
+        return sock
+
+
 @hookimpl
 def register_hypervisors() -> list[FakeHypervisor]:
-    return [FakeHypervisor()]
+    return [FakeHypervisor(), FakeConsoleHypervisor()]

@@ -21,6 +21,7 @@ parser.add_argument("--ignore-powerdown", action="store_true")
 parser.add_argument("--exit-after", type=float, default=0)
 parser.add_argument("--exit-code", type=int, default=0)
 parser.add_argument("--fail-start", action="store_true")
+parser.add_argument("--console-socket", default="")
 args = parser.parse_args()
 
 if args.fail_start:
@@ -39,9 +40,47 @@ def on_term(_signum, _frame):
 
 
 signal.signal(signal.SIGTERM, on_term)
+if os.path.exists(os.path.join(args.runtime, "powerdown")):  # left by the last run's stop
+    os.remove(os.path.join(args.runtime, "powerdown"))
 with open(os.path.join(args.runtime, "fake.pid"), "w") as handle:
     handle.write(str(os.getpid()))
 console("fake-vm: booting")
+
+
+def serve_console(path: str) -> None:
+    """An interactive console like QEMU's socket chardev: one client; each line typed is
+    answered with "fake-shell: LINE" on the socket and in the console log."""
+    import socket
+    import threading
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(path):  # left by the last run
+        os.remove(path)
+    server.bind(path)
+    server.listen(1)
+
+    def loop() -> None:
+        while True:
+            client, _ = server.accept()
+            buffer = b""
+            while True:
+                data = client.recv(4096)
+                if not data:
+                    break
+                buffer += data
+                while b"\n" in buffer or b"\r" in buffer:
+                    cut = min(i for i in (buffer.find(b"\n"), buffer.find(b"\r")) if i >= 0)
+                    line, buffer = buffer[:cut].decode(errors="replace"), buffer[cut + 1 :]
+                    if line:
+                        console(f"fake-shell: {line}")
+                        client.sendall(f"fake-shell: {line}\r\n".encode())
+            client.close()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+if args.console_socket:
+    serve_console(args.console_socket)
 time.sleep(args.boot_seconds)
 console("lk-test: ready")
 started = time.monotonic()

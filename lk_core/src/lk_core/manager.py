@@ -300,6 +300,13 @@ class Manager:
                 return current
             time.sleep(0.5)
 
+    # -- start again -------------------------------------------------------------
+    def start(self, ref: str) -> Container:
+        """Boot a stopped container again, cold, with its recorded options (``lk start``)."""
+        from lk_core.restarting import start_container
+
+        return start_container(self, ref)
+
     # -- stop ------------------------------------------------------------------
     def stop(
         self, ref: str, timeout: float = DEFAULT_STOP_TIMEOUT, force: bool = False
@@ -321,7 +328,24 @@ class Manager:
 
             final = stop_vm(self, hv, container, 0.0 if force else max(timeout, 0.0))
         self.plugins.notify("stopped", final)
+        if final.auto_remove:
+            self._auto_remove(final, hv)
         return final
+
+    def _auto_remove(self, container: Container, hv: Hypervisor | None) -> None:
+        """``--rm``: remove a container that exited, unless its own supervisor does it."""
+        from lk_core.process import is_same_process
+
+        supervisor = container.supervisor_pid
+        if supervisor == os.getpid() or (
+            supervisor and is_same_process(supervisor, container.supervisor_started)
+        ):
+            return  # a foreground lk run, or the detached supervisor, removes it
+        if hv is not None:
+            with contextlib.suppress(LkError):
+                hv.remove(container)
+        self.cleanup(container.id)
+        self.plugins.notify("removed", container)
 
     # -- remove, logs ----------------------------------------------------------
     def remove(self, refs: Iterable[str], force: bool = False) -> builtins.list[Container]:

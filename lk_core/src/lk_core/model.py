@@ -106,6 +106,8 @@ class Container:
     ssh_port: int = 0
     ssh_key: str = ""
     command: list[str] = attrs.field(factory=list)
+    #: ``lk run --rm``: remove the record, log and runtime files once the VM exits.
+    auto_remove: bool = False
     #: lk 0.1 kept the hypervisor's options here; read for old records only.
     hypervisor_options: dict[str, Any] = attrs.field(factory=dict)
     #: Each plugin's option values, by plugin (hypervisor) name, for a later start.
@@ -143,6 +145,8 @@ class RunOptions:
 
     name: str = ""
     detach: bool = False
+    #: ``--rm``: remove the container (record, log, runtime files) once the VM exits.
+    auto_remove: bool = False
     #: None: a plugin's default (a template's), else :data:`DEFAULT_MEMORY_MB`.
     memory: int | None = None
     #: None: a plugin's default, else :data:`DEFAULT_CPUS`.

@@ -132,6 +132,7 @@ def plan_run(plugins: Plugins, request: RunRequest, existing: Sequence[Container
         cpus=cpus,
         ssh_port=ssh_port,
         ssh_key=choose_ssh_key(options.ssh_key, options.metadata),
+        auto_remove=options.auto_remove,
         plugin_options=_recorded_options(request, hv.name, hv_values),
         disks=disks,
     )

@@ -56,10 +56,31 @@ def stop_vm(manager: Manager, hv: Hypervisor, container: Container, timeout: flo
             hv.request_stop(container)
         wait_until(lambda: not alive(), min(1.0, time_left(deadline)))
     if alive():
+        reason = (
+            f"forced after {timeout:g} s: the guest did not power off"
+            if timeout > 0
+            else "forced: powered off at once (-f), without ACPI shutdown"
+        )
+        if process:
+            from lk_core.supervisor import mark_forced
+
+            mark_forced(container.id, reason)
         hv.kill(container)
+        if not process and not hv.owns_records:
+            _note_forced(manager.ops, container, reason)
     if isinstance(hv, ProcessHypervisor):
         return await_final(manager.ops, container)
     return manager.get(container.id)
+
+
+def _note_forced(ops: StoreOperations, container: Container, reason: str) -> None:
+    """Record why an engine's VM (kept in lk's store) is stopped: it had to be forced."""
+
+    def change(record: Container) -> None:
+        record.status_reason = reason
+
+    with contextlib.suppress(LkError):
+        ops.update(container.id, change)
 
 
 def stop_orphan(ops: StoreOperations, container: Container) -> Container:
@@ -102,11 +123,14 @@ def await_final(ops: StoreOperations, container: Container) -> Container:
     if supervisor_alive and container.supervisor_pid != os.getpid():
         wait_until(settled, SUPERVISOR_RECORD_TIMEOUT)
     if not settled():
+        from lk_core.supervisor import forced_reason
+
+        reason = forced_reason(container.id)
 
         def change(record: Container) -> None:
             if record.status in (Status.STARTING, Status.RUNNING):
                 record.status = Status.STOPPED
-                record.status_reason = ""
+                record.status_reason = reason
                 record.finished_at = now_rfc3339()
 
         ops.update(container.id, change)

@@ -35,6 +35,8 @@ STARTUP_GRACE_SECONDS = 0.5
 #: How long ``lk run -d`` waits for the supervisor to report the launch.
 LAUNCH_TIMEOUT = 60.0
 STOP_MARKER = "stop-requested"
+#: Written by ``lk stop`` before it forces a VM off; holds the reason recorded.
+FORCED_MARKER = "stop-forced"
 HYPERVISOR_STDERR = "hypervisor.err"
 SUPERVISOR_LOG = "supervisor.log"
 
@@ -72,6 +74,30 @@ def request_stop_marker(container_id: str) -> None:
     directory = runtime_dir(container_id)
     if directory.is_dir():
         (directory / STOP_MARKER).touch()
+
+
+def mark_forced(container_id: str, reason: str) -> None:
+    """Record that a stop had to force the VM off, and why (shown by ``ps``/``inspect``)."""
+    directory = runtime_dir(container_id)
+    if directory.is_dir():
+        (directory / FORCED_MARKER).write_text(reason + "\n", encoding="utf-8")
+
+
+def forced_reason(container_id: str) -> str:
+    """The reason left by :func:`mark_forced`, or ``""`` if the stop was graceful."""
+    try:
+        return (runtime_dir(container_id) / FORCED_MARKER).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def remove_files(ops: StoreOperations, container_id: str) -> None:
+    """Remove a container's record, log and runtime folder (``--rm`` once the VM exited)."""
+    import shutil
+
+    ops.remove(container_id)
+    log_path(container_id).unlink(missing_ok=True)
+    shutil.rmtree(runtime_dir(container_id), ignore_errors=True)
 
 
 def _last_line(path: Path) -> str:
@@ -123,7 +149,7 @@ def record_exit(ops: StoreOperations, container_id: str, returncode: int) -> Con
         record.exit_code = exit_status(returncode)
         if returncode == 0 or requested:
             record.status = Status.STOPPED
-            record.status_reason = ""
+            record.status_reason = forced_reason(container_id) if requested else ""
         else:
             record.status = Status.ERROR
             record.status_reason = _describe_exit(returncode, _last_line(err_path))
@@ -294,9 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         plugins = new_plugins()
         holder: list[subprocess.Popen[bytes]] = []
         _forward_term(holder, args.id)
-        final = supervise(plugins.store(), args.id, ready, started=holder.append)
+        ops = plugins.store()
+        final = supervise(ops, args.id, ready, started=holder.append)
         if final is not None:
             plugins.notify("stopped", final)
+            if final.auto_remove:  # lk run --rm -d
+                remove_files(ops, args.id)
+                plugins.notify("removed", final)
     except Exception as exc:
         ready(LaunchReport(False, f"supervisor failed: {exc}"))
         print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} supervisor failed: {exc!r}", file=sys.stderr)

@@ -20,3 +20,9 @@ def register_commands(cli: click.Group) -> None:
         *completion.COMMANDS,
     ):
         cli.add_command(command)
+    from lk_core.cli import everyday  # attach (console), start, restart, prune, stats
+
+    for command in everyday.COMMANDS:
+        cli.add_command(command)
+    for alias, command in everyday.ALIASES.items():
+        cli.add_command(command, alias)

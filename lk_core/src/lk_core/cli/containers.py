@@ -88,6 +88,15 @@ def _manager() -> Manager:
     type=click.FloatRange(min=0),
     help="Seconds for --wait.",
 )
+@click.option(
+    "--rm",
+    "auto_remove",
+    is_flag=True,
+    help="Remove the container (record, log, runtime files) when the VM exits.",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress line while --wait waits for the guest."
+)
 def run_command(
     image: str,
     name: str,
@@ -105,6 +114,8 @@ def run_command(
     metadata_file: str,
     wait: bool,
     wait_timeout: float,
+    auto_remove: bool,
+    quiet: bool,
     **plugin_options: Any,
 ) -> int:
     """Boot IMAGE (ISO, qcow2, vmdk, raw, or LinuxKit kernel+initrd) as a container.
@@ -127,6 +138,7 @@ def run_command(
     options = RunOptions(
         name=name,
         detach=detach,
+        auto_remove=auto_remove,
         memory=parse_memory(memory) if memory is not None else None,
         cpus=cpus,
         ports=tuple(parse_port(p) for p in ports),
@@ -149,29 +161,32 @@ def run_command(
         container = manager.run_request(request)
         click.echo(container.id)
         if wait:
-            from lk_core.cli.ssh import wait_until_ssh
+            from lk_core.cli.progress import wait_with_progress
 
-            wait_until_ssh(container.id, wait_timeout)
+            wait_with_progress(manager, container, wait_timeout, quiet=quiet)
         return 0
     from lk_core.cli.foreground import run_attached
 
     return run_attached(manager, request)
 
 
-def _ps_row(c: Container) -> list[str]:
+def _ps_row(c: Container, no_trunc: bool = False) -> list[str]:
     from lk_core.timeutil import human_since
 
     ports = ", ".join(str(p) for p in c.ports)
     status = str(c.status)
-    if c.exit_code is not None and c.status.value in ("stopped", "error"):
+    if c.status.value == "stopped" and c.status_reason.startswith("forced"):
+        status += " (forced)"  # lk stop had to power it off: see lk inspect
+    elif c.exit_code is not None and c.status.value in ("stopped", "error"):
         status += f" ({c.exit_code})"
     return [
         c.id,
         c.name or "-",
-        _short_image(c.image),
+        c.image if no_trunc else _short_image(c.image),
         status,
         human_since(c.started_at),
-        f"127.0.0.1:{c.ssh_port}" if c.ssh_port else "-",
+        # a stopped container's port may belong to another VM now
+        f"127.0.0.1:{c.ssh_port}" if c.ssh_port and c.is_active else "-",
         ports or "-",
     ]
 
@@ -195,11 +210,31 @@ def _short_image(image: str, width: int = 30) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only IDs.")
-def ps_command(show_all: bool, fmt: str, as_json: bool, quiet: bool) -> None:
+@click.option("--no-trunc", is_flag=True, help="Show whole image paths.")
+@click.option(
+    "-f",
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only matching containers; keys: status, name, image, hypervisor. Repeatable: "
+    "values of one key are ORed, different keys ANDed. A status filter implies -a.",
+)
+def ps_command(
+    show_all: bool,
+    fmt: str,
+    as_json: bool,
+    quiet: bool,
+    no_trunc: bool = False,
+    filters: tuple[str, ...] = (),
+) -> None:
     """List containers (running ones unless -a); liveness is checked every time."""
     fmt = "json" if as_json else fmt
     manager = _manager()
-    containers = manager.list(all=show_all)
+    from lk_core.filters import apply_filters, parse_filters
+
+    wanted = parse_filters(filters)
+    containers = apply_filters(manager.list(all=show_all or "status" in wanted), wanted)
     for reason in manager.unreachable.values():
         click.echo(f"lk: warning: {reason}", err=True)
     if quiet:
@@ -214,7 +249,7 @@ def ps_command(show_all: bool, fmt: str, as_json: bool, quiet: bool) -> None:
     from lk_core.table import render_table
 
     headers = ["ID", "NAME", "IMAGE", "STATUS", "STARTED", "SSH", "PORTS"]
-    rows = [_ps_row(c) for c in containers]
+    rows = [_ps_row(c, no_trunc) for c in containers]
     if any(c.host for c in containers):  # containers on other hosts: say where each runs
         headers.insert(4, "HOST")
         for row, c in zip(rows, containers, strict=True):
@@ -250,12 +285,35 @@ def _emit(data: Any, fmt: str) -> None:
 @click.option("-f", "--force", is_flag=True, help="Power off at once, without ACPI shutdown.")
 def stop_command(refs: tuple[str, ...], timeout: float, force: bool) -> int:
     """Stop containers: ACPI power-off, then force after --time seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lk_core.errors import LkError
+
     manager = _manager()
-    targets = [manager.get(ref) for ref in refs]
-    for container in targets:
-        final = manager.stop(container.id, timeout=timeout, force=force)
-        click.echo(final.display_name)
-    return 0
+    errors: list[LkError] = []
+    targets: dict[str, Container] = {}
+    for ref in refs:  # an unknown ref is reported; the others are still stopped
+        try:
+            container = manager.get(ref)
+        except LkError as error:
+            errors.append(error)
+            continue
+        targets.setdefault(container.id, container)
+
+    def stop_one(container: Container) -> Container:
+        return _manager().stop(container.id, timeout=timeout, force=force)
+
+    if targets:  # in parallel: two guests that ignore ACPI cost one timeout, not two
+        with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
+            futures = [pool.submit(stop_one, c) for c in targets.values()]
+        for future in futures:
+            try:
+                click.echo(future.result().display_name)
+            except LkError as error:
+                errors.append(error)
+    for failure in errors:
+        click.echo(f"lk: error: {failure.message}", err=True)
+    return max((failure.exit_code for failure in errors), default=0)
 
 
 @click.command("logs")

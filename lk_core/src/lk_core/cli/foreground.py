@@ -13,6 +13,20 @@ from lk_core.manager import Manager
 from lk_core.model import Container, RunRequest, Status
 
 
+def _remove(manager: Manager, container: Container) -> None:
+    """Remove an exited container's record, log and runtime files (``--rm``)."""
+    import contextlib
+
+    from lk_core.errors import LkError
+
+    hv = manager.hypervisor_of(container)
+    if hv is not None:
+        with contextlib.suppress(LkError):
+            hv.remove(container)
+    manager.cleanup(container.id)
+    manager.plugins.notify("removed", container)
+
+
 def run_attached(manager: Manager, request: RunRequest) -> int:
     """Run ``request``'s image attached to the terminal; return the VM's exit status.
 
@@ -66,6 +80,8 @@ def run_attached(manager: Manager, request: RunRequest) -> int:
             signal.signal(sig, handler)
     for thread in threads:
         thread.join(timeout=5)
+    if final.auto_remove:  # lk run --rm: this process ran the VM, it removes it
+        _remove(manager, final)
     if final.status is Status.ERROR:
         click.echo(f"lk: {final.display_name}: {final.status_reason}", err=True)
         return final.exit_code or 1
