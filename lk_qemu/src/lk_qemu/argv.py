@@ -270,7 +270,9 @@ def build_argv(
     ``binary`` is the QEMU executable, ``accel`` the accelerator (see
     :func:`lk_qemu.accel.choose_accelerator`), ``arch`` the guest
     architecture (``"x86_64"`` or ``"aarch64"``). For the ``kernel+initrd``
-    format ``direct_boot`` must give the files; it is ignored otherwise.
+    format ``direct_boot`` must give the files; for an ISO it boots the
+    ISO's kernel and initrd with ``direct_boot.cmdline`` as is (the ISO stays
+    attached as a CD); it is ignored otherwise.
     ``socket_limit`` overrides :func:`socket_path_limit`.
 
     Raises :class:`~lk_core.errors.HypervisorError` for options QEMU cannot
@@ -370,7 +372,19 @@ def build_argv(
         if arch == _AARCH64:
             argv += ["-bios", _AARCH64_FIRMWARE]
         image = _absolute(options.image, "the image")
-        if options.format == ISO:
+        if options.format == ISO and direct_boot is not None:
+            # A LinuxKit ISO's own kernel and initrd (see lk_qemu.direct_boot): the
+            # command line is its boot loader's, verbatim; the ISO stays attached.
+            argv += [
+                "-kernel",
+                _absolute(direct_boot.kernel, "the kernel"),
+                "-initrd",
+                _absolute(direct_boot.initrd, "the initrd"),
+                "-append",
+                direct_boot.cmdline,
+            ]
+            argv += _cd_args("boot", image, "ide.0", arch, boot=False)
+        elif options.format == ISO:
             argv += _cd_args("boot", image, "ide.0", arch, boot=True)
         elif any(disk.role == "boot" for disk in options.disks):
             pass  # the container's overlay replaces the image: attached with the disks below

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from lk_core.model import Availability, Container, HypervisorOptions
     from lk_core.options import OptionSpec
 
+    from lk_qemu.argv import DirectBoot
+
 __all__ = [
     "ENV_BINARY",
     "SHUTDOWN_TIMEOUT",
@@ -100,6 +102,35 @@ def find_binary(
         hint = _INSTALL_HINT[host_arch(machine)]
         return None, f"{name} not found on PATH (install qemu: {hint})"
     return found, ""
+
+
+def _faster_boot(
+    options: HypervisorOptions, direct_boot: DirectBoot | None, environ: Mapping[str, str]
+) -> DirectBoot | None:
+    """Direct boot of a recognised LinuxKit ISO, and a PVH kernel (see :mod:`lk_qemu.direct_boot`).
+
+    Anything that cannot be read or recognised leaves the boot as it was.
+    """
+    from lk_core.paths import default_state_dir
+
+    from lk_qemu import direct_boot as db
+    from lk_qemu.argv import DirectBoot
+
+    if not db.enabled(environ):
+        return direct_boot
+    cache = default_state_dir() / "cache" / "qemu-boot"
+    try:
+        if options.format == "iso" and direct_boot is None:
+            found = db.iso_files(Path(options.image), cache)
+            if found is not None:
+                direct_boot = DirectBoot(*found)
+        if direct_boot is not None:
+            vmlinux = db.pvh_kernel(Path(direct_boot.kernel), cache)
+            if vmlinux is not None:
+                direct_boot = DirectBoot(vmlinux, direct_boot.initrd, direct_boot.cmdline)
+    except (OSError, ValueError, EOFError, MemoryError):
+        pass  # boot the way QEMU would without lk's help
+    return direct_boot
 
 
 class QemuHypervisor(ProcessHypervisor):
@@ -193,11 +224,14 @@ class QemuHypervisor(ProcessHypervisor):
                     "NAME-kernel and NAME-initrd.img next to each other"
                 )
             direct_boot = DirectBoot(files.kernel, files.initrd, files.read_cmdline())
+        arch = _binary_arch(binary, self._machine)
+        if arch == "x86_64":
+            direct_boot = _faster_boot(options, direct_boot, self._env())
         return build_argv(
             options,
             binary=binary,
             accel=accel,
-            arch=_binary_arch(binary, self._machine),
+            arch=arch,
             direct_boot=direct_boot,
         )
 
