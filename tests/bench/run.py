@@ -11,7 +11,8 @@ Groups:
 - stop: ``lk stop`` vs the guest's own ACPI shutdown (QMP system_powerdown by hand)
 - disks: time to the ready line of a qcow2 image: ``lk run -d`` on a per-container
         overlay (the default) vs ``lk run -d --in-place`` (the image itself), interleaved
-- exec: ``lk exec ID -- true`` vs OpenSSH ``ssh -i KEY -p PORT root@127.0.0.1 true``
+- exec: ``lk exec ID -- true`` (multiplexed OpenSSH, and paramiko with LK_SSH_MUX=0) vs
+        OpenSSH ``ssh -i KEY -p PORT root@127.0.0.1 true``; the supervisor's RSS per VM
 
 Prints a table (median seconds and the ratio to the baseline) and writes JSON.
 """
@@ -69,6 +70,17 @@ def wait_for_ready(log: Path, start: float, timeout: float = 180) -> float:
             pass
         time.sleep(0.02)
     raise RuntimeError(f"no ready line in {log}")
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS of a process, in MiB (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
 
 
 def free_port() -> int:
@@ -280,6 +292,7 @@ class Bench:
         self.add("boot", "reference argv (repaired)", ref, "hand-written argv", hand, ref_s)
         lk, lk_s = median_of(with_lk, self.runs)
         self.add("boot", "lk run -d", lk, "hand-written argv", hand, lk_s)
+        self.add("boot", "lk run -d (vs reference)", lk, "reference argv (repaired)", ref, lk_s)
         shutil.rmtree(work, ignore_errors=True)
 
     def stop(self, image_dir: Path) -> None:
@@ -387,6 +400,25 @@ class Bench:
                 lambda: timed(self.lk("exec", cid, "--", "true"), self.env), runs
             )
             self.add("exec", "lk exec ID -- true", value, "OpenSSH", base, samples)
+            paramiko_env = {**self.env, "LK_SSH_MUX": "0"}  # the connection-per-exec path
+            value, samples = median_of(
+                lambda: timed(self.lk("exec", cid, "--", "true"), paramiko_env), runs
+            )
+            self.add("exec", "lk exec (paramiko, LK_SSH_MUX=0)", value, "OpenSSH", base, samples)
+            # Resident memory of the VM's supervisor (lives as long as the VM), QEMU's beside it.
+            supervisor, qemu = rss_mib(info["supervisor_pid"]), rss_mib(info["pid"])
+            self.rows.append(
+                {
+                    "group": "exec",
+                    "what": "supervisor RSS per VM (MiB)",
+                    "seconds": supervisor,
+                    "baseline": "QEMU RSS (MiB)",
+                    "baseline_seconds": qemu,
+                    "ratio": round(supervisor / qemu, 2) if qemu else None,
+                    "unit": "MiB",
+                }
+            )
+            print(f"  supervisor RSS: {supervisor:.1f} MiB (QEMU: {qemu:.1f} MiB)", flush=True)
         finally:
             subprocess.run(self.lk("rm", "-f", cid), env=self.env, capture_output=True)
 
