@@ -353,3 +353,45 @@ def test_unknown_refs_are_one_line_errors(run_lk, command):
     result = run_lk(command, "ghost")
     assert result.returncode == 1
     assert result.stderr.strip() == "lk: error: no such container: ghost"
+
+
+# -- run --wait progress -------------------------------------------------------------------
+def test_wait_progress_on_a_terminal_and_none_with_quiet_or_a_pipe(run_lk, sandbox, iso_image):
+    import pty
+
+    # the fake VM has no SSH: --wait times out, showing what the guest printed meanwhile
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lk_core", *RUN, "--wait", "--wait-timeout", "2", str(iso_image)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 20)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if b"did not answer" in seen:
+                break
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert proc.returncode != 0
+    assert b"\r\x1b[Kwaiting for " in seen and b"lk-test: ready" in seen
+    quiet = run_lk(*RUN, "-q", "--wait", "--wait-timeout", "1", str(iso_image))
+    piped = run_lk(*RUN, "--wait", "--wait-timeout", "1", str(iso_image))
+    for result in (quiet, piped):
+        assert result.returncode != 0 and "did not answer" in result.stderr
+        assert "\r" not in result.stderr and "waiting for" not in result.stderr
