@@ -35,12 +35,12 @@ def test_host_key_is_pinned_in_the_runtime_known_hosts() -> None:
     argv = _argv()
     options = _options(argv)
     assert options["StrictHostKeyChecking"] == "yes"
-    assert options["UserKnownHostsFile"] == "/run/abc/known_hosts"
+    assert options["UserKnownHostsFile"] == '"/run/abc/known_hosts"'
     assert options["GlobalKnownHostsFile"] == "/dev/null"
     assert options["HashKnownHosts"] == "no"  # paramiko reads the same file
     assert options["IdentitiesOnly"] == "yes" and options["BatchMode"] == "yes"
     assert argv[1:3] == ["-F", "none"]  # no ~/.ssh/config, no /etc/ssh/ssh_config
-    assert argv[argv.index("-i") + 1] == "/k/id_ed25519"
+    assert options["IdentityFile"] == '"/k/id_ed25519"'
     assert argv[argv.index("-p") + 1] == "2222" and argv[argv.index("-l") + 1] == "root"
     assert _options(_argv(first_contact=True))["StrictHostKeyChecking"] == "accept-new"
 
@@ -55,7 +55,7 @@ def test_the_remote_command_string_is_passed_as_one_argument() -> None:
 def test_multiplexing_and_tty() -> None:
     options = _options(_argv())
     assert options["ControlMaster"] == "auto"
-    assert options["ControlPath"] == "/run/abc/ssh-0123456789.ctl"
+    assert options["ControlPath"] == '"/run/abc/ssh-0123456789.ctl"'
     assert options["ControlPersist"] == str(ssh_mux.CONTROL_PERSIST)
     assert "ControlMaster" not in _options(_argv(control=None))
     assert "-T" in _argv() and "-tt" not in _argv()
@@ -98,3 +98,23 @@ def test_only_failures_before_the_session_fall_back_to_paramiko() -> None:
 def test_switch() -> None:
     assert ssh_mux.enabled({})
     assert not ssh_mux.enabled({"LK_SSH_MUX": "0"})
+
+
+def test_paths_with_spaces_commas_and_percent_signs() -> None:
+    argv = _argv(
+        key="/my keys, v1/100%/id",
+        known_hosts=Path("/lk home, 2/run/a/known_hosts"),
+        control=Path("/lk home, 2/run/a/ssh-1.ctl"),
+    )
+    options = _options(argv)
+    assert options["UserKnownHostsFile"] == '"/lk home, 2/run/a/known_hosts"'
+    assert options["ControlPath"] == '"/lk home, 2/run/a/ssh-1.ctl"'
+    assert options["IdentityFile"] == '"/my keys, v1/100%%/id"'  # ssh expands % tokens
+
+
+def test_paths_ssh_cannot_take_verbatim_go_to_paramiko() -> None:
+    import pytest
+
+    for bad in ('/a"b/k', "/a\\b/k", "/a${HOME}/k", "/a\nb/k", "relative/k"):
+        with pytest.raises(ValueError):
+            _argv(key=bad)

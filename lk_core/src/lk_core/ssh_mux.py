@@ -66,6 +66,19 @@ def control_path(runtime: Path, port: int, key: str, pinned: bytes, key_bytes: b
     return runtime / f"ssh-{digest.hexdigest()[:10]}.ctl"
 
 
+_SAFE_PUNCTUATION = frozenset("/._-+,:@=% ")
+
+
+def _path_option(path: Path | str) -> str | None:
+    """A path as an ssh ``-o`` value or ``-i`` file: quoted, ``%`` doubled (OpenSSH
+    expands ``%`` tokens); ``None`` for a path ssh's option parser cannot take verbatim.
+    """
+    text = str(path)
+    if not text.startswith("/") or not all(c.isalnum() or c in _SAFE_PUNCTUATION for c in text):
+        return None
+    return text.replace("%", "%%")
+
+
 def ssh_argv(
     *,
     ssh: str,
@@ -80,7 +93,15 @@ def ssh_argv(
     tty: bool,
     first_contact: bool,
 ) -> list[str]:
-    """The OpenSSH command that runs ``command`` (sent verbatim) on the guest."""
+    """The OpenSSH command that runs ``command`` (sent verbatim) on the guest.
+
+    Raises ValueError for a key, known_hosts or control path that ssh would
+    not read verbatim (quotes, backslashes, ``$``, control characters).
+    """
+    paths = [_path_option(p) for p in (key, known_hosts, control or "/")]
+    if any(p is None for p in paths):
+        raise ValueError("a path ssh cannot take verbatim")
+    key_arg, known_arg, control_arg = (str(p) for p in paths)
     argv = [
         ssh,
         "-F",
@@ -89,8 +110,8 @@ def ssh_argv(
         str(port),
         "-l",
         user,
-        "-i",
-        key,
+        "-o",
+        f'IdentityFile="{key_arg}"',  # not -i: that one is checked before % expansion
         "-E",
         str(log),
         "-o",
@@ -102,7 +123,7 @@ def ssh_argv(
         "-o",
         f"StrictHostKeyChecking={'accept-new' if first_contact else 'yes'}",
         "-o",
-        f"UserKnownHostsFile={known_hosts}",
+        f'UserKnownHostsFile="{known_arg}"',
         "-o",
         "GlobalKnownHostsFile=/dev/null",
         "-o",
@@ -121,7 +142,7 @@ def ssh_argv(
             "-o",
             "ControlMaster=auto",
             "-o",
-            f"ControlPath={control}",
+            f'ControlPath="{control_arg}"',
             "-o",
             f"ControlPersist={CONTROL_PERSIST}",
         ]
@@ -179,23 +200,29 @@ def try_exec(
         pinned = known.read_bytes()
     except OSError:
         return None
+    first_contact = not _has_pin(pinned, host, port)
     control: Path | None = control_path(runtime, port, container.ssh_key, pinned, key_bytes)
-    if len(str(control).encode()) > _SOCKET_LIMIT:
-        control = None  # still OpenSSH, one connection per exec
+    if first_contact or len(str(control).encode()) > _SOCKET_LIMIT:
+        # One connection for this exec: the first one pins the host key (the
+        # master is named after the pin), a too long path cannot be a socket.
+        control = None
     log = runtime / f"ssh-{os.getpid()}.log"
-    argv = ssh_argv(
-        ssh=ssh,
-        host=host,
-        port=port,
-        user=SSH_USER,
-        key=container.ssh_key,
-        known_hosts=known,
-        command=command,
-        control=control,
-        log=log,
-        tty=tty,
-        first_contact=not _has_pin(pinned, host, port),
-    )
+    try:
+        argv = ssh_argv(
+            ssh=ssh,
+            host=host,
+            port=port,
+            user=SSH_USER,
+            key=container.ssh_key,
+            known_hosts=known,
+            command=command,
+            control=control,
+            log=log,
+            tty=tty,
+            first_contact=first_contact,
+        )
+    except ValueError:
+        return None  # paramiko takes any path
     env = dict(os.environ)
     if tty:
         env.setdefault("TERM", "xterm")
