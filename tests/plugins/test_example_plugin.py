@@ -222,7 +222,7 @@ def test_run_ps_logs_stop_rm_with_the_example_hypervisor(lk: Lk, home: Path) -> 
         assert sock.recv(64) == b"ping\n"
 
     # The plugin's own command talks to the VM through its control socket.
-    status = lk("example-status", "we").stdout
+    status = lk("example-status", "web").stdout  # an exact name (name prefixes match nothing)
     assert status.startswith("web: running, up ")
 
     # stop: a graceful power-off through request_shutdown, recorded as stopped (0).
