@@ -52,7 +52,9 @@ def run_kit(pytester: pytest.Pytester) -> Iterator[object]:
 
     def run(cls: str) -> pytest.RunResult:
         pytester.makepyfile(test_kit=KIT.format(here=str(HERE), cls=cls))
-        return pytester.runpytest("-p", "no:cacheprovider", "-rfEs", "-q")
+        # In a subprocess: an in-process run re-imports modules (cryptography among
+        # them), which breaks isinstance checks in the tests that run after it.
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rfEs", "-q")
 
     yield run
     broken_hypervisor.kill_all()
