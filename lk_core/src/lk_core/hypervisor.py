@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from lk_core.options import OptionSpec
     from lk_core.plugins import Plugins
     from lk_core.state import StoreOperations
-    from lk_core.vm import Handle, Listing, SshEndpoint, VmState
+    from lk_core.vm import CheckpointInfo, Handle, Listing, SshEndpoint, VmState
 
 __all__ = [
     "Capability",
@@ -246,6 +246,46 @@ class Hypervisor:
         """
         require(self, Capability.DISKS)
         raise HypervisorError(f"hypervisor {self.name} cannot commit disks")
+
+    # -- checkpoints (Capability.CHECKPOINTS) ---------------------------------------
+    def save_checkpoint(self, container: Container, folder: Path, stop: bool) -> CheckpointInfo:
+        """Pause the running VM of ``container``, save its state and disks into ``folder``.
+
+        Writes the state (RAM and devices) and links or copies each writable
+        disk of the container (its boot overlay, anonymous data disks) into
+        ``folder`` as a frozen, read-only layer taken at the same instant;
+        the container goes on with new disks on top of its old ones (its
+        record's ``disks`` are updated by lk from the answer's ``details``
+        ``"new_disks"``, paths in the same order). Then the VM resumes, or is
+        powered off with ``stop``. Raise a one-line
+        :class:`~lk_core.errors.LkError` and leave the VM running on failure.
+        Needs ``CHECKPOINTS``; a resume is a start whose spec has ``incoming``.
+        """
+        require(self, Capability.CHECKPOINTS)
+        raise HypervisorError(f"hypervisor {self.name} cannot save checkpoints")
+
+    def checkpoint_compat(self) -> dict[str, str]:
+        """What a checkpoint must have been saved with to resume here.
+
+        Compared with :attr:`lk_core.vm.CheckpointInfo.compat` before a
+        resume (e.g. the hypervisor's version and machine type), and part of
+        ``lk run --warm``'s key. Cheap (cached). Needs ``CHECKPOINTS``.
+        """
+        require(self, Capability.CHECKPOINTS)
+        raise HypervisorError(f"hypervisor {self.name} cannot save checkpoints")
+
+    def check_resume(self, saved: dict[str, Any], spec: HypervisorOptions) -> None:
+        """Refuse in one line to resume ``spec`` from a checkpoint whose ``details`` are ``saved``.
+
+        E.g. the guest's devices differ from the source's. Default: nothing to check.
+        """
+
+    def wait_resumed(self, container: Container, timeout: float) -> None:
+        """Block until a VM started with ``incoming`` runs; raise a one-line error if it failed.
+
+        Needs ``CHECKPOINTS``.
+        """
+        require(self, Capability.CHECKPOINTS)
 
     def stats(self, container: Container) -> dict[str, int]:
         """Counters of a running VM for ``lk stats``; ``{}`` (nothing to say) by default.

@@ -205,6 +205,12 @@ class HypervisorOptions:
     #: Disks to attach as virtio disks, in this order, each with its serial: the boot
     #: overlay (role ``boot``, which replaces ``image``), then data disks.
     disks: tuple[Disk, ...] = ()
+    #: Resume the saved state in this file instead of booting (a checkpoint's; needs
+    #: ``Capability.CHECKPOINTS``). The VM runs as soon as the state is loaded.
+    incoming: Path | None = None
+    #: The ID the guest's hardware identity (MAC address) derives from: the source
+    #: container's when resuming a checkpoint; empty means ``id``.
+    identity: str = ""
 
 
 @attrs.frozen

@@ -10,6 +10,7 @@ configuration (SSH key, user templates) in the user config dir. With
     $LK_HOME/run/<id>/         per-container runtime files (pidfile, sockets)
     $LK_HOME/config/           SSH key, user templates
     $LK_HOME/disks/            named disks (``lk disk``)
+    $LK_HOME/checkpoints/      saved VM states (``lk checkpoint``)
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ def default_disks_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "disks"
+
+
+def default_checkpoints_dir() -> Path:
+    """The folder of checkpoints (``lk checkpoint``): ``<user data dir>/checkpoints``."""
+    home = lk_home()
+    if home is not None:
+        return home / "checkpoints"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "checkpoints"
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -271,7 +271,7 @@ _RESERVED_OPTIONS = frozenset(
         "name", "detach", "memory", "cpus", "publish", "volume", "hypervisor", "ssh_port",
         "ssh_key", "no_metadata", "metadata_file", "wait", "wait_timeout", "help", "all",
         "format", "json", "quiet", "force", "time", "follow", "tail", "rm", "disk",
-        "in_place",
+        "in_place", "from_checkpoint", "warm",
     }
 )  # fmt: skip
 

@@ -11,7 +11,7 @@ import attrs
 
 from lk_core.model import Container, Status
 
-__all__ = ["Handle", "Listing", "SshEndpoint", "Tunnel", "VmState"]
+__all__ = ["CheckpointInfo", "Handle", "Listing", "SshEndpoint", "Tunnel", "VmState"]
 
 
 @attrs.frozen
@@ -65,3 +65,23 @@ class Listing:
     containers: list[Container] = attrs.field(factory=list)
     #: Location (host name) -> one-line reason it did not answer.
     unreachable: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class CheckpointInfo:
+    """What a hypervisor saved for a checkpoint, in the folder lk gave it.
+
+    ``state`` is the saved state file (RAM and devices), relative to the
+    folder; ``disks`` are the container's frozen disk layers (read-only from
+    now on), with ``path`` relative to the folder and the source's role,
+    serial and size. ``compat`` is what must match for a resume (the
+    hypervisor's version, machine type...), compared by the hypervisor;
+    ``details`` is shown by ``lk checkpoint inspect``.
+    """
+
+    state: str
+    disks: tuple[Any, ...] = ()
+    compat: dict[str, str] = attrs.field(factory=dict)
+    details: dict[str, Any] = attrs.field(factory=dict)
+    #: Seconds the guest was paused while its state was saved.
+    paused_seconds: float = 0.0

@@ -346,7 +346,7 @@ def build_argv(
         "-netdev",
         ",".join(["user", "id=net0", *_forwards(options)]),
         "-device",
-        f"virtio-net-pci,netdev=net0,mac={stable_mac(options.id)}",
+        f"virtio-net-pci,netdev=net0,mac={stable_mac(_identity(options))}",
     ]
 
     needs_cd = options.format == ISO or options.metadata_iso is not None
@@ -408,10 +408,21 @@ def build_argv(
 
         argv += disk_args(options.disks, DISK_CACHE)
 
+    incoming = getattr(options, "incoming", None)
+    if incoming is not None:  # resume a checkpoint's state (see lk_qemu.checkpoint)
+        from lk_qemu.checkpoint import incoming_uri
+
+        argv += ["-incoming", incoming_uri(Path(_absolute(incoming, "the saved state")))]
+
     extra = options.options.get("qemu_args", "")
     if extra.strip():
         argv += _extra_args(extra)
     return argv
+
+
+def _identity(options: HypervisorOptions) -> str:
+    """The ID the guest's MAC derives from: a resumed checkpoint's source, else the container."""
+    return getattr(options, "identity", "") or options.id
 
 
 def requested_accel(options: Mapping[str, str]) -> str | None:

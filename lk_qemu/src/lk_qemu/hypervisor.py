@@ -12,7 +12,7 @@ import platform
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lk_core.errors import HypervisorError, LkError
 from lk_core.hypervisor import Capability, ProcessHypervisor
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from lk_core.model import Availability, Container, HypervisorOptions
     from lk_core.options import OptionSpec
+    from lk_core.vm import CheckpointInfo
 
     from lk_qemu.argv import DirectBoot
 
@@ -149,6 +150,7 @@ class QemuHypervisor(ProcessHypervisor):
             Capability.METADATA,
             Capability.CONSOLE,
             Capability.DISKS,
+            Capability.CHECKPOINTS,
         }
     )
 
@@ -264,6 +266,90 @@ class QemuHypervisor(ProcessHypervisor):
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
+
+    # -- checkpoints (see lk_qemu.checkpoint) ---------------------------------------
+    def save_checkpoint(self, container: Container, folder: Path, stop: bool) -> CheckpointInfo:
+        """Pause, copy the writable disks, migrate the state to ``folder/state``, resume or quit."""
+        import attrs
+        from lk_core.disks import BOOT
+        from lk_core.paths import runtime_dir
+        from lk_core.vm import CheckpointInfo
+
+        from lk_qemu.argv import qmp_socket_path
+        from lk_qemu.checkpoint import STATE_FILE, save
+
+        layers = folder / "disks"
+        layers.mkdir(exist_ok=True)
+        copies: list[tuple[Path, Path]] = []
+        frozen = []
+        for disk in container.disks:
+            if disk.name or disk.read_only or not disk.path:
+                raise HypervisorError(
+                    f"disk {disk.name or disk.path} of {container.display_name} is not the "
+                    "container's own: it cannot be frozen in a checkpoint"
+                )
+            target = layers / Path(disk.path).name
+            copies.append((Path(disk.path), target))
+            role = "boot" if disk.role == BOOT else disk.role
+            frozen.append(attrs.evolve(disk, path=f"disks/{target.name}", role=role))
+        details = save(
+            qmp_socket_path(runtime_dir(container.id)),
+            container.command,
+            copies,
+            folder / STATE_FILE,
+            stop,
+        )
+        return CheckpointInfo(
+            state=STATE_FILE,
+            disks=tuple(frozen),
+            compat={"version": details["version"], "machine": details["machine"]},
+            details=details,
+            paused_seconds=float(details["paused_seconds"]),
+        )
+
+    def checkpoint_compat(self) -> dict[str, str]:
+        """QEMU's version and the machine type ``q35``/``virt`` stands for (cached)."""
+        from lk_core.paths import default_state_dir
+
+        from lk_qemu.checkpoint import binary_identity
+
+        binary, reason = find_binary(self._env(), self._machine)
+        if binary is None:
+            raise HypervisorError(reason)
+        alias = "q35" if _binary_arch(binary, self._machine) == "x86_64" else "virt"
+        return binary_identity(binary, alias, default_state_dir() / "cache")
+
+    def check_resume(self, saved: dict[str, Any], spec: HypervisorOptions) -> None:
+        """Refuse unless the new QEMU's devices are the source's (host-side values aside)."""
+        from lk_qemu.checkpoint import guest_argv
+
+        before = [str(word) for word in saved.get("argv", [])]
+        after = guest_argv(self.build_command(spec))
+        if before == after:
+            return
+        index = next(
+            (i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b),
+            min(len(before), len(after)),
+        )
+        was = before[index] if index < len(before) else "(nothing)"
+        now = after[index] if index < len(after) else "(nothing)"
+        raise HypervisorError(
+            f"the VM would not have the source's devices (argument {index}: saved {was!r}, "
+            f"now {now!r})"
+        )
+
+    def wait_resumed(self, container: Container, timeout: float) -> None:
+        """Until QMP says ``running``; a one-line error if QEMU exits while loading."""
+        from lk_core.liveness import hypervisor_alive
+        from lk_core.paths import runtime_dir
+
+        from lk_qemu.argv import qmp_socket_path
+        from lk_qemu.checkpoint import wait_resumed
+
+        def alive() -> bool:
+            return hypervisor_alive(container)  # the record after the launch: its PID is known
+
+        wait_resumed(qmp_socket_path(runtime_dir(container.id)), alive, timeout)
 
     def request_shutdown(self, container: Container, runtime_dir: Path) -> None:
         """Send QMP ``system_powerdown`` (an ACPI power button press); do not wait.

@@ -26,3 +26,7 @@ def register_commands(cli: click.Group) -> None:
         cli.add_command(command)
     for alias, command in everyday.ALIASES.items():
         cli.add_command(command, alias)
+    from lk_core.cli import checkpoints  # lk checkpoint create|ls|inspect|rm|prune
+
+    for command in checkpoints.COMMANDS:
+        cli.add_command(command)

@@ -97,6 +97,18 @@ def _manager() -> Manager:
 @click.option(
     "-q", "--quiet", is_flag=True, help="No progress line while --wait waits for the guest."
 )
+@click.option(
+    "--from-checkpoint",
+    default="",
+    metavar="NAME",
+    help="Resume checkpoint NAME as a new container (no IMAGE; see 'lk checkpoint').",
+)
+@click.option(
+    "--warm",
+    is_flag=True,
+    help="Resume this run's warm checkpoint if one exists; else boot, and save one once "
+    "SSH answers (see 'lk checkpoint').",
+)
 def run_command(
     image: str,
     name: str,
@@ -116,6 +128,8 @@ def run_command(
     wait_timeout: float,
     auto_remove: bool,
     quiet: bool,
+    from_checkpoint: str = "",
+    warm: bool = False,
     **plugin_options: Any,
 ) -> int:
     """Boot IMAGE (ISO, qcow2, vmdk, raw, or LinuxKit kernel+initrd) as a container.
@@ -157,6 +171,13 @@ def run_command(
         in_place=in_place,
     )
     request = RunRequest(image, options, plugin_values(declared, plugin_options))
+    if from_checkpoint or warm:  # see lk_core.checkpoints
+        from lk_core.cli.checkpoints import run_checkpointed
+
+        hv_values = {k: v for k, v in options.hypervisor_options.items() if v is not None}
+        return run_checkpointed(
+            manager, request, from_checkpoint, hv_values, wait, wait_timeout, quiet
+        )
     if detach:
         container = manager.run_request(request)
         click.echo(container.id)
