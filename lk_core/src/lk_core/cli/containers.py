@@ -135,7 +135,7 @@ def run_command(
     """Boot IMAGE (ISO, qcow2, vmdk, raw, or LinuxKit kernel+initrd) as a container.
 
     Installed plugins add options (see below): a hypervisor's own settings,
-    or another way to name the image (lk-templates' --template).
+    or another way to name the image (a LinuxKit template, with lk-templates).
     """
     from lk_core.disks import parse_disk_option
     from lk_core.errors import UsageError
