@@ -1,7 +1,7 @@
 """lk's benchmarks: every figure next to a baseline measured in the same run.
 
     nox -s bench                      # everything (boots VMs: a few minutes)
-    nox -s bench -- --only cli        # one group: cli, boot, stop, disks, exec
+    nox -s bench -- --only cli        # one group: cli, boot, stop, disks, exec, checkpoint
     python tests/bench/run.py --json out.json
 
 Groups:
@@ -13,6 +13,9 @@ Groups:
         overlay (the default) vs ``lk run -d --in-place`` (the image itself), interleaved
 - exec: ``lk exec ID -- true`` (multiplexed OpenSSH, and paramiko with LK_SSH_MUX=0) vs
         OpenSSH ``ssh -i KEY -p PORT root@127.0.0.1 true``; the supervisor's RSS per VM
+- checkpoint: seconds to SSH of ``lk run -d --wait --from-checkpoint`` vs a cold
+        ``lk run -d --wait`` of the same ISO (interleaved); ``lk checkpoint create`` time
+        and the state's size
 
 Prints a table (median seconds and the ratio to the baseline) and writes JSON.
 """
@@ -422,14 +425,70 @@ class Bench:
         finally:
             subprocess.run(self.lk("rm", "-f", cid), env=self.env, capture_output=True)
 
+    def checkpoint(self, image_dir: Path) -> None:
+        iso = image_dir / "lk-test.iso"
+        print(f"checkpoint: seconds to SSH, resumed vs cold (median of {self.runs})", flush=True)
+
+        def lk_ok(*args: str) -> str:
+            return subprocess.run(
+                self.lk(*args), check=True, env=self.env, capture_output=True, text=True
+            ).stdout
+
+        source = self.run_detached(iso, "--wait")
+        lk_ok("exec", source, "--", "true")  # pins the host key, as --warm does
+        saves, sizes = [], []
+        for index in range(self.runs):
+            saves.append(timed(self.lk("checkpoint", "create", source, f"b{index}"), self.env))
+            sizes.append((self.home / "checkpoints" / f"b{index}" / "state").stat().st_size)
+        subprocess.run(self.lk("rm", "-f", source), env=self.env, capture_output=True)
+
+        def to_ssh(*options: str) -> float:
+            start = time.perf_counter()
+            out = lk_ok("run", "-d", "--wait", *options)
+            value = time.perf_counter() - start
+            subprocess.run(self.lk("rm", "-f", out.split()[0]), env=self.env, capture_output=True)
+            return value
+
+        cold_s: list[float] = []
+        resumed_s: list[float] = []
+        for _ in range(self.runs):  # interleaved: both see the same machine load
+            cold_s.append(to_ssh(str(iso)))
+            resumed_s.append(to_ssh("--from-checkpoint", "b0"))
+        cold = statistics.median(cold_s)
+        self.add("checkpoint", "lk run -d --wait (cold, to SSH)", cold, "cold", cold, cold_s)
+        resumed = statistics.median(resumed_s)
+        self.add(
+            "checkpoint", "lk run --from-checkpoint (to SSH)", resumed, "cold", cold, resumed_s
+        )
+        save = statistics.median(saves)
+        self.add("checkpoint", "lk checkpoint create", save, "cold", cold, saves)
+        size = statistics.median(sizes) / 1e6
+        self.rows.append(
+            {
+                "group": "checkpoint",
+                "what": "checkpoint state size (MB, 1 GiB guest)",
+                "seconds": round(size, 1),
+                "baseline": "guest memory (MB)",
+                "baseline_seconds": 1073.7,
+                "ratio": round(size / 1073.7, 2),
+                "unit": "MB",
+            }
+        )
+        print(f"  state size: {size:.1f} MB for a 1 GiB guest", flush=True)
+        for index in range(self.runs):
+            subprocess.run(
+                self.lk("checkpoint", "rm", f"b{index}"), env=self.env, capture_output=True
+            )
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", action="append", choices=["cli", "boot", "stop", "disks", "exec"])
+    names = ["cli", "boot", "stop", "disks", "exec", "checkpoint"]
+    parser.add_argument("--only", action="append", choices=names)
     args = parser.parse_args()
-    groups = args.only or ["cli", "boot", "stop", "disks", "exec"]
+    groups = args.only or names
     bench = Bench(args.runs)
     image_dir = build_image() if set(groups) - {"cli"} else None
     try:

@@ -82,6 +82,10 @@ METADATA_CD = "metadata.iso"
 #: Files up to this size are hashed whole; larger ones by their head and tail.
 SMALL_FILE = 1024 * 1024
 _EDGE = 64 * 1024
+#: Seconds the supervisor waits before saying a resumed VM started: lk watches the
+#: load itself (:meth:`~lk_core.hypervisor.Hypervisor.wait_resumed`), so not the
+#: usual half second.
+LAUNCH_GRACE = 0.05
 #: Seconds a resumed VM may take to load its state.
 RESUME_TIMEOUT = 120.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -578,7 +582,7 @@ def resume_checkpoint(
         ssh_key=ssh_key,
         auto_remove=options.auto_remove,
         plugin_options={k: dict(v) for k, v in source.get("plugin_options", {}).items()},
-        extra={"from_checkpoint": name},
+        extra={"from_checkpoint": name, "launch_grace": LAUNCH_GRACE},
     )
     with manager.store.transaction() as recs:
         container.id = generate_id({*recs, *(c.id for c in records)})

@@ -216,7 +216,9 @@ def supervise(
     if started is not None:
         started(proc)
     try:
-        proc.wait(timeout=STARTUP_GRACE_SECONDS)
+        # A resumed checkpoint is watched by 'lk run' itself until its state is loaded
+        # (lk_core.checkpoints), so it need not wait the whole grace here.
+        proc.wait(timeout=float(record.extra.get("launch_grace", STARTUP_GRACE_SECONDS)))
     except subprocess.TimeoutExpired:
         ready(LaunchReport(True))
     else:
