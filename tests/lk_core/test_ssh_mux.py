@@ -118,3 +118,95 @@ def test_paths_ssh_cannot_take_verbatim_go_to_paramiko() -> None:
     for bad in ('/a"b/k', "/a\\b/k", "/a${HOME}/k", "/a\nb/k", "relative/k"):
         with pytest.raises(ValueError):
             _argv(key=bad)
+
+
+# -- the control-socket client against a fake master (OpenSSH's PROTOCOL.mux) --------
+def _fake_master(path: Path, *, exit_status: int | None, output: bytes = b"out") -> object:
+    import socket
+    import threading
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    seen: dict[str, object] = {}
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(ssh_mux._packet(ssh_mux._u32(1) + ssh_mux._u32(4)))
+
+            def exactly(size: int) -> bytes:
+                data = b""
+                while len(data) < size:
+                    data += conn.recv(size - len(data))
+                return data
+
+            def packet() -> bytes:  # never reads past it: the fds follow
+                return exactly(int.from_bytes(exactly(4), "big"))
+
+            seen["hello"] = packet()
+            seen["request"] = packet()
+            fds = []
+            for _ in range(3):
+                _msg, got, _flags, _addr = socket.recv_fds(conn, 1, 1)
+                fds.extend(got)
+            import os
+
+            os.write(fds[1], output)
+            os.write(fds[2], b"err")
+            for fd in fds:
+                os.close(fd)
+            reply = ssh_mux._packet(ssh_mux._u32(0x80000006) + ssh_mux._u32(1) + ssh_mux._u32(7))
+            if exit_status is not None:  # in the same write: read together with the reply
+                reply += ssh_mux._packet(
+                    ssh_mux._u32(0x80000004) + ssh_mux._u32(7) + ssh_mux._u32(exit_status)
+                )
+            conn.sendall(reply)
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    seen["thread"] = thread
+    return seen
+
+
+def test_session_on_a_master_returns_status_and_separate_streams(tmp_path: Path) -> None:
+    import os
+
+    control = tmp_path / "ssh-x.ctl"
+    seen = _fake_master(control, exit_status=3)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        result = ssh_mux.mux_exec(control, "echo 'a b'", null, capture=True)
+    finally:
+        os.close(null)
+    assert result == (3, b"out", b"err")
+    assert seen["hello"] == ssh_mux._u32(1) + ssh_mux._u32(4)  # type: ignore[index]
+    assert seen["request"] == ssh_mux.new_session_request("echo 'a b'")[4:]  # type: ignore[index]
+
+
+def test_a_session_without_exit_status_broke(tmp_path: Path) -> None:
+    import os
+
+    import pytest
+
+    control = tmp_path / "ssh-x.ctl"
+    _fake_master(control, exit_status=None)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        with pytest.raises(ssh_mux.SessionBroke):
+            ssh_mux.mux_exec(control, "true", null, capture=True)
+    finally:
+        os.close(null)
+
+
+def test_no_master_means_ssh_connects(tmp_path: Path) -> None:
+    assert ssh_mux.mux_exec(tmp_path / "absent.ctl", "true", 0, capture=True) is None
+
+
+def test_new_session_request_layout() -> None:
+    request = ssh_mux.new_session_request("ls", request_id=9)
+    payload = request[4:]
+    assert int.from_bytes(request[:4], "big") == len(payload)
+    assert payload[:8] == ssh_mux._u32(0x10000002) + ssh_mux._u32(9)
+    assert payload.endswith(ssh_mux._string(b"") + ssh_mux._string(b"ls"))

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -145,6 +146,11 @@ def ssh_argv(
             f'ControlPath="{control_arg}"',
             "-o",
             f"ControlPersist={CONTROL_PERSIST}",
+            # A master whose guest vanished without closing (a reset) is noticed.
+            "-o",
+            "ServerAliveInterval=10",
+            "-o",
+            "ServerAliveCountMax=3",
         ]
     argv += ["-tt" if tty else "-T", host, "--", command]
     return argv
@@ -157,6 +163,164 @@ def _has_pin(known: bytes, host: str, port: int) -> bool:
         if len(fields) >= 3 and name in fields[0].split(","):
             return True
     return False
+
+
+# -- a client of the master's control socket (OpenSSH's PROTOCOL.mux) -------------
+_MUX_MSG_HELLO = 0x00000001
+_MUX_C_NEW_SESSION = 0x10000002
+_MUX_S_PERMISSION_DENIED = 0x80000002
+_MUX_S_FAILURE = 0x80000003
+_MUX_S_EXIT_MESSAGE = 0x80000004
+_MUX_S_SESSION_OPENED = 0x80000006
+_MUX_S_TTY_ALLOC_FAIL = 0x80000008
+_MUX_VERSION = 4
+_ESCAPE_NONE = 0xFFFFFFFE
+
+
+class SessionBroke(Exception):
+    """The master's session ended without an exit status (its connection died)."""
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
+def _string(data: bytes) -> bytes:
+    return _u32(len(data)) + data
+
+
+def _packet(payload: bytes) -> bytes:
+    return _u32(len(payload)) + payload
+
+
+def new_session_request(command: str, request_id: int = 1) -> bytes:
+    """``MUX_C_NEW_SESSION`` for a command without a tty, as ``ssh -T`` sends it."""
+    return _packet(
+        _u32(_MUX_C_NEW_SESSION)
+        + _u32(request_id)
+        + _string(b"")  # reserved
+        + _u32(0)  # tty
+        + _u32(0)  # X11
+        + _u32(0)  # agent
+        + _u32(0)  # subsystem
+        + _u32(_ESCAPE_NONE)
+        + _string(b"")  # terminal type
+        + _string(command.encode("utf-8", "surrogateescape"))
+    )
+
+
+class _Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def feed(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return bool(data)
+
+    def packet(self) -> bytes | None:
+        """A complete packet from the buffer, or None."""
+        if len(self.buffer) < 4:
+            return None
+        size = int.from_bytes(self.buffer[:4], "big")
+        if len(self.buffer) < 4 + size:
+            return None
+        payload, self.buffer = self.buffer[4 : 4 + size], self.buffer[4 + size :]
+        return payload
+
+    def next_packet(self) -> bytes:
+        """Block for the next packet; EOFError when the master hangs up."""
+        while True:
+            payload = self.packet()
+            if payload is not None:
+                return payload
+            if not self.feed():
+                raise EOFError
+
+
+def mux_exec(
+    control: Path, command: str, stdin_fd: int, capture: bool, out_fd: int = 1, err_fd: int = 2
+) -> tuple[int, bytes, bytes] | None:
+    """Run ``command`` as a new session of the master at ``control`` (no tty).
+
+    The master gets ``stdin_fd`` and either ``out_fd``/``err_fd`` or, with
+    ``capture``, pipes whose output is returned. Returns ``(exit status,
+    stdout, stderr)``; ``None`` if the master cannot be used before the
+    session starts (ssh then connects anew); raises :class:`SessionBroke` if
+    the session ends without an exit status.
+    """
+    import selectors
+
+    pipes: list[int] = []
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if capture:
+            out_r, out_fd = os.pipe()
+            err_r, err_fd = os.pipe()
+            pipes += [out_r, out_fd, err_r, err_fd]
+        try:
+            sock.connect(str(control))
+            sock.sendall(_packet(_u32(_MUX_MSG_HELLO) + _u32(_MUX_VERSION)))
+            reader = _Reader(sock)
+            hello = reader.next_packet()
+            if int.from_bytes(hello[:4], "big") != _MUX_MSG_HELLO:
+                return None
+            sock.sendall(new_session_request(command))
+            for fd in (stdin_fd, out_fd, err_fd):
+                socket.send_fds(sock, [b"\0"], [fd])
+            reply = reader.next_packet()
+        except (OSError, EOFError):
+            return None
+        if int.from_bytes(reply[:4], "big") != _MUX_S_SESSION_OPENED:
+            return None  # refused (permission denied, failure): let ssh try
+        out: list[bytes] = []
+        err: list[bytes] = []
+        selector = selectors.DefaultSelector()
+        selector.register(sock, selectors.EVENT_READ, None)
+        pending: set[int] = set()
+        if capture:
+            for fd in (out_fd, err_fd):  # only the master writes to them now
+                os.close(fd)
+                pipes.remove(fd)
+            selector.register(out_r, selectors.EVENT_READ, out)
+            selector.register(err_r, selectors.EVENT_READ, err)
+            pending = {out_r, err_r}
+        code: int | None = None
+
+        def take_exit_status() -> int | None:
+            # The exit message may have come with the reply already read.
+            while (payload := reader.packet()) is not None:
+                if int.from_bytes(payload[:4], "big") == _MUX_S_EXIT_MESSAGE:
+                    return int.from_bytes(payload[8:12], "big")
+            return None
+
+        code = take_exit_status()
+        if code is not None:
+            selector.unregister(sock)
+        while code is None or pending:
+            for key, _ in selector.select():
+                if key.data is not None:
+                    data = os.read(key.fd, 65536)
+                    if data:
+                        key.data.append(data)
+                    else:
+                        selector.unregister(key.fd)
+                        pending.discard(key.fd)
+                    continue
+                if code is not None:
+                    continue
+                alive = reader.feed()
+                code = take_exit_status()
+                if code is not None or not alive:
+                    selector.unregister(sock)
+                if code is None and not alive:
+                    raise SessionBroke("the SSH connection closed during the command")
+        return code, b"".join(out), b"".join(err)
+    finally:
+        sock.close()
+        for fd in pipes:
+            os.close(fd)
 
 
 def try_exec(
@@ -206,6 +370,17 @@ def try_exec(
         # One connection for this exec: the first one pins the host key (the
         # master is named after the pin), a too long path cannot be a socket.
         control = None
+    if control is not None and not tty:
+        done = _exec_on_master(control, command, stdin, stream)
+        if isinstance(done, str):
+            return _broke(container, done, stream)
+        if done is not None:
+            code, out, err = done
+            return ExecResult(
+                exit_code=code,
+                stdout=out.decode(errors="replace"),
+                stderr=err.decode(errors="replace"),
+            )
     log = runtime / f"ssh-{os.getpid()}.log"
     try:
         argv = ssh_argv(
@@ -278,6 +453,46 @@ _BEFORE_SESSION = (
     "no such file",
     "load key",
 )
+
+
+def _exec_on_master(
+    control: Path, command: str, stdin: IO[bytes] | None, stream: bool
+) -> tuple[int, bytes, bytes] | str | None:
+    """A session on a live master without starting ssh: the result, why it broke, or None."""
+    if not control.exists():
+        return None
+    devnull = -1
+    try:
+        if stdin is None:
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            stdin_fd = devnull
+        else:
+            stdin_fd = stdin.fileno()
+        if stream:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out_fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+        else:
+            out_fd, err_fd = 1, 2
+        return mux_exec(control, command, stdin_fd, not stream, out_fd, err_fd)
+    except SessionBroke as exc:
+        return str(exc)
+    except (OSError, ValueError):
+        return None  # no usable file descriptors here: ssh (or paramiko) does it
+    finally:
+        if devnull >= 0:
+            os.close(devnull)
+
+
+def _broke(container: Container, why: str, stream: bool) -> ExecResult:
+    """The result of a command whose session broke (exit status 255, like ssh's)."""
+    from lk_core.ssh import ExecResult
+
+    message = f"lk: SSH connection to {container.display_name} broke: {why}\n"
+    if stream:
+        sys.stderr.write(message)
+        sys.stderr.flush()
+    return ExecResult(exit_code=255, stdout="", stderr="" if stream else message)
 
 
 def _ssh_error(log: Path) -> str:
