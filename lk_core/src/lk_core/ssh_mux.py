@@ -36,7 +36,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -506,17 +506,3 @@ def _ssh_error(log: Path) -> str:
 def _before_session(error: str) -> bool:
     text = error.lower()
     return any(marker in text for marker in _BEFORE_SESSION)
-
-
-def forget(runtime: Path, ssh: str | None = None, paths: Sequence[Path] | None = None) -> None:
-    """Ask every master of a container to exit (e.g. before its VM is removed)."""
-    ssh = ssh or shutil.which("ssh")
-    if ssh is None:
-        return
-    for control in paths if paths is not None else runtime.glob("ssh-*.ctl"):
-        subprocess.run(
-            [ssh, "-F", "none", "-o", f"ControlPath={control}", "-O", "exit", "lk"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            check=False,
-        )
