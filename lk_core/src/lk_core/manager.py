@@ -433,7 +433,9 @@ class Manager:
         from lk_core.ssh import wait_for_ssh
 
         container = self.get(ref)
-        return wait_for_ssh(container, lambda: self.get(container.id), timeout, progress)
+        return wait_for_ssh(
+            container, lambda: self.get(container.id), timeout, progress, plugins=self.plugins
+        )
 
     def exec(
         self,
@@ -450,7 +452,14 @@ class Manager:
         from lk_core.ssh import exec_command
 
         return exec_command(
-            self.get(ref), argv, tty=tty, stdin=stdin, env=env, workdir=workdir, stream=stream
+            self.get(ref),
+            argv,
+            tty=tty,
+            stdin=stdin,
+            env=env,
+            workdir=workdir,
+            stream=stream,
+            plugins=self.plugins,
         )
 
     def inspect(self, ref: str) -> dict[str, object]:

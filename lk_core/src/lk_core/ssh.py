@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from fabric import Connection
 
     from lk_core.hypervisor import Hypervisor
+    from lk_core.plugins import Plugins
     from lk_core.vm import SshEndpoint, Tunnel
 
 SSH_USER = "root"
@@ -78,18 +79,23 @@ def ssh_banner(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> byte
     return data if data.startswith(_BANNER_PREFIX) else b""
 
 
-def hypervisor_of(container: Container) -> Hypervisor | None:
-    """The loaded hypervisor that runs ``container`` (None if its plugin is gone)."""
-    from lk_core.plugins import get_plugins
+def hypervisor_of(container: Container, plugins: Plugins | None = None) -> Hypervisor | None:
+    """The hypervisor in ``plugins`` that runs ``container`` (None if its plugin is gone).
 
-    return get_plugins().hypervisors().get(container.hypervisor.lower())
+    Without ``plugins``, the process-wide plugins (for callers outside a Manager).
+    """
+    if plugins is None:
+        from lk_core.plugins import get_plugins
+
+        plugins = get_plugins()
+    return plugins.hypervisors().get(container.hypervisor.lower())
 
 
-def endpoint_of(container: Container) -> SshEndpoint:
+def endpoint_of(container: Container, plugins: Plugins | None = None) -> SshEndpoint:
     """Where the container's SSH answers, as its hypervisor says (127.0.0.1 by default)."""
     from lk_core.vm import SshEndpoint
 
-    hv = hypervisor_of(container)
+    hv = hypervisor_of(container, plugins)
     if hv is None:
         return SshEndpoint("127.0.0.1", container.ssh_port)
     return hv.ssh_endpoint(container)
@@ -159,6 +165,7 @@ def wait_for_ssh(
     timeout: float = 120.0,
     progress: Callable[[float], None] | None = None,
     endpoint: SshEndpoint | None = None,
+    plugins: Plugins | None = None,
 ) -> float:
     """Block until the VM's SSH server answers; return the seconds waited.
 
@@ -171,7 +178,7 @@ def wait_for_ssh(
 
     if not container.ssh_port:
         raise SSHError(f"container {container.display_name} has no SSH port")
-    endpoint = endpoint or endpoint_of(container)
+    endpoint = endpoint or endpoint_of(container, plugins)
     tunnel = open_tunnel(endpoint.via) if endpoint.via is not None else None
     started = time.monotonic()
     try:
@@ -240,7 +247,10 @@ def _require_running(container: Container) -> None:
 
 
 def connect(
-    container: Container, timeout: float = 10.0, endpoint: SshEndpoint | None = None
+    container: Container,
+    timeout: float = 10.0,
+    endpoint: SshEndpoint | None = None,
+    plugins: Plugins | None = None,
 ) -> Connection:
     """An open fabric connection to the container, host key pinned.
 
@@ -258,7 +268,7 @@ def connect(
             f"container {container.display_name} was started with --no-metadata and no "
             "--ssh-key, so lk holds no key it trusts; start it with --ssh-key KEY to use exec"
         )
-    endpoint = endpoint or endpoint_of(container)
+    endpoint = endpoint or endpoint_of(container, plugins)
     connect_kwargs: dict[str, Any] = {"look_for_keys": False, "allow_agent": False}
     if key:
         connect_kwargs["key_filename"] = key
@@ -282,7 +292,7 @@ def connect(
     known = known_hosts_path(container)
     client = conn.client
     client._system_host_keys = paramiko.HostKeys()  # never trust ~/.ssh/known_hosts here
-    hv = hypervisor_of(container)
+    hv = hypervisor_of(container, plugins)
     if hv is not None and hv.owns_records:  # the engine keeps the pinned key in the record
         pinned = paramiko.hostkeys.HostKeyEntry.from_line(str(container.extra.get("host_key", "")))
         if pinned is not None:
@@ -376,6 +386,7 @@ def exec_command(
     env: Mapping[str, str] | None = None,
     workdir: str = "",
     stream: bool = False,
+    plugins: Plugins | None = None,
 ) -> ExecResult:
     """Run ``argv`` in the container and return its exit code and output.
 
@@ -386,10 +397,10 @@ def exec_command(
     command = remote_command(argv, env, workdir)
     from lk_core.ssh_mux import try_exec
 
-    done = try_exec(container, command, tty=tty, stdin=stdin, stream=stream)
+    done = try_exec(container, command, tty=tty, stdin=stdin, stream=stream, plugins=plugins)
     if done is not None:  # OpenSSH on a multiplexed connection (see lk_core.ssh_mux)
         return done
-    conn = connect(container)
+    conn = connect(container, plugins=plugins)
     try:
         transport = conn.client.get_transport()
         if transport is None:
@@ -489,11 +500,11 @@ def _collect(channel: Any, stream: bool) -> tuple[bytes, bytes]:
     return b"".join(out_chunks), b"".join(err_chunks)
 
 
-def interactive_shell(container: Container) -> int:
+def interactive_shell(container: Container, plugins: Plugins | None = None) -> int:
     """Open an interactive login shell on this terminal; return its exit status."""
     from invoke.exceptions import UnexpectedExit
 
-    conn = connect(container)
+    conn = connect(container, plugins=plugins)
     try:
         result = conn.shell()
     except UnexpectedExit as exc:  # the shell exited non-zero: that is its status, not an error
@@ -503,9 +514,9 @@ def interactive_shell(container: Container) -> int:
     return int(getattr(result, "exited", 0) or 0)
 
 
-def copy_to(container: Container, local: str, remote: str) -> None:
+def copy_to(container: Container, local: str, remote: str, plugins: Plugins | None = None) -> None:
     """Copy a local file into the container (SFTP)."""
-    conn = connect(container)
+    conn = connect(container, plugins=plugins)
     try:
         conn.put(local, remote=remote)
     except OSError as exc:
@@ -515,7 +526,9 @@ def copy_to(container: Container, local: str, remote: str) -> None:
         conn.close()
 
 
-def copy_from(container: Container, remote: str, local: str) -> None:
+def copy_from(
+    container: Container, remote: str, local: str, plugins: Plugins | None = None
+) -> None:
     """Copy a file out of the container (SFTP).
 
     The file is downloaded beside its destination and renamed into place only
@@ -529,7 +542,7 @@ def copy_from(container: Container, remote: str, local: str) -> None:
         target = target / Path(remote).name
     if not target.parent.is_dir():
         raise SSHError(f"cannot copy to {local}: folder {target.parent} does not exist")
-    conn = connect(container)
+    conn = connect(container, plugins=plugins)
     where = f"{container.display_name}:{remote}"
     try:
         sftp = conn.sftp()
@@ -559,13 +572,14 @@ def forward_port(
     guest_port: int,
     ready: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    plugins: Plugins | None = None,
 ) -> None:
     """Serve 127.0.0.1:``local_port`` here, each connection carried to 127.0.0.1:``guest_port``
     inside the guest (SSH ``direct-tcpip``), until Ctrl-C or ``stop`` is set.
 
     ``ready`` is called with the bound port (``local_port`` 0 picks one).
     """
-    conn = connect(container)
+    conn = connect(container, plugins=plugins)
     transport = conn.client.get_transport()
     server = socket.create_server(("127.0.0.1", local_port))
     server.settimeout(0.5)

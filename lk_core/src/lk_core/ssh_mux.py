@@ -42,6 +42,7 @@ from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lk_core.model import Container
+    from lk_core.plugins import Plugins
     from lk_core.ssh import ExecResult
 
 #: Set to 0 to always use paramiko.
@@ -330,6 +331,7 @@ def try_exec(
     tty: bool,
     stdin: IO[bytes] | None,
     stream: bool,
+    plugins: Plugins | None = None,
 ) -> ExecResult | None:
     """Run ``command`` through OpenSSH; ``None`` when this path does not apply or ssh failed."""
     from lk_core.model import Status
@@ -343,7 +345,7 @@ def try_exec(
     ssh = shutil.which("ssh")
     if ssh is None:
         return None
-    hv = hypervisor_of(container)
+    hv = hypervisor_of(container, plugins)
     if hv is not None and hv.owns_records:
         return None
     endpoint = hv.ssh_endpoint(container) if hv is not None else None

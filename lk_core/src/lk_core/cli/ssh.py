@@ -100,7 +100,8 @@ def shell_command(ref: str) -> int:
     from lk_core.manager import Manager
     from lk_core.ssh import interactive_shell
 
-    return interactive_shell(Manager().get(ref))
+    manager = Manager()
+    return interactive_shell(manager.get(ref), plugins=manager.plugins)
 
 
 @click.command("cp")
@@ -121,9 +122,9 @@ def cp_command(source: str, destination: str) -> None:
         raise UsageError("lk cp needs exactly one side as REF:PATH, e.g. lk cp ./f web:/tmp/f")
     manager = Manager()
     if dst is not None:
-        copy_to(manager.get(dst[0]), source, dst[1])
+        copy_to(manager.get(dst[0]), source, dst[1], plugins=manager.plugins)
     elif src is not None:
-        copy_from(manager.get(src[0]), src[1], destination)
+        copy_from(manager.get(src[0]), src[1], destination, plugins=manager.plugins)
 
 
 @click.command("port-forward")
@@ -153,7 +154,8 @@ def port_forward_command(ref: str, ports: str) -> None:
         click.echo(f"127.0.0.1:{port} -> {ref}:{guest}", err=False)
         sys.stdout.flush()
 
-    forward_port(Manager().get(ref), local, guest, ready)
+    manager = Manager()
+    forward_port(manager.get(ref), local, guest, ready, plugins=manager.plugins)
 
 
 COMMANDS: tuple[click.Command, ...] = (
