@@ -51,7 +51,7 @@ def test_a_prefix_of_a_name_matches_nothing() -> None:
     # docker's rule: only IDs match by prefix ('lk rm -f w' must not remove 'web')
     with pytest.raises(NotFoundError, match="no such container: webs"):
         resolve_ref("webs", CONTAINERS)
-    with pytest.raises(NotFoundError, match="no such container: w$"):
+    with pytest.raises(NotFoundError, match=r"no such container: w$"):
         resolve_ref("w", CONTAINERS)
     with pytest.raises(NotFoundError):
         resolve_ref("d", CONTAINERS)

@@ -121,7 +121,7 @@ def qmp_socket_path(runtime_dir: Path) -> Path:
 
 
 def console_socket_path(runtime_dir: Path) -> Path:
-    """The serial console socket (``lk attach``) of the VM whose runtime folder is ``runtime_dir``."""
+    """The serial console socket (``lk attach``) of the VM with this runtime folder."""
     return runtime_dir / CONSOLE_SOCKET_NAME
 
 
