@@ -1,7 +1,7 @@
 """lk's benchmarks: every figure next to a baseline measured in the same run.
 
     nox -s bench                      # everything (boots VMs: a few minutes)
-    nox -s bench -- --only cli        # one group: cli, boot, stop, disks, exec, checkpoint
+    nox -s bench -- --only cli        # one group: cli, boot, stop, disks, exec, checkpoint, libvirt
     python tests/bench/run.py --json out.json
 
 Groups:
@@ -481,11 +481,40 @@ class Bench:
             )
 
 
+def _libvirt_group(bench: Bench, image_dir: Path) -> None:
+    """libvirt vs lk-qemu: ``lk run -d --wait`` to SSH, then ``lk stop`` (same run)."""
+    if not Path("/run/libvirt/libvirt-sock").exists():
+        print("libvirt: skipped (no libvirtd: run scripts/libvirt-up.sh as root)", flush=True)
+        return
+    print(f"libvirt: run -d --wait to SSH, and stop (median of {bench.runs})", flush=True)
+    iso = image_dir / "lk-test.iso"
+    samples: dict[str, dict[str, list[float]]] = {
+        hv: {"boot": [], "stop": []} for hv in ("qemu", "libvirt")
+    }
+    for _ in range(bench.runs):  # interleaved: both see the same machine load
+        for hv in samples:
+            start = time.perf_counter()
+            cid = bench.run_detached(iso, "--hypervisor", hv, "-m", "512", "--wait")
+            samples[hv]["boot"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            subprocess.run(bench.lk("stop", cid), env=bench.env, check=True, capture_output=True)
+            samples[hv]["stop"].append(time.perf_counter() - start)
+            subprocess.run(bench.lk("rm", "-f", cid), env=bench.env, capture_output=True)
+    for what in ("boot", "stop"):
+        base = statistics.median(samples["qemu"][what])
+        label = "run -d --wait to SSH" if what == "boot" else "stop (ACPI)"
+        bench.add("libvirt", f"lk {label}, qemu", base, "lk-qemu", base, samples["qemu"][what])
+        value = statistics.median(samples["libvirt"][what])
+        bench.add(
+            "libvirt", f"lk {label}, libvirt", value, "lk-qemu", base, samples["libvirt"][what]
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
     parser.add_argument("--runs", type=int, default=3)
-    names = ["cli", "boot", "stop", "disks", "exec", "checkpoint"]
+    names = ["cli", "boot", "stop", "disks", "exec", "checkpoint", "libvirt"]
     parser.add_argument("--only", action="append", choices=names)
     args = parser.parse_args()
     groups = args.only or names
@@ -493,6 +522,10 @@ def main() -> int:
     image_dir = build_image() if set(groups) - {"cli"} else None
     try:
         for group in groups:
+            if group == "libvirt":
+                assert image_dir is not None
+                _libvirt_group(bench, image_dir)
+                continue
             method = getattr(bench, group)
             method() if group == "cli" else method(image_dir)
     finally:
