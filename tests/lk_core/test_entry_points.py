@@ -80,3 +80,23 @@ def test_an_unwritable_cache_folder_is_not_an_error(tmp_path: Path) -> None:
 def test_load_imports_the_named_object() -> None:
     ep = EntryPointInfo("x", "lk_core.entry_points:EntryPointInfo.load", "", "")
     assert ep.load() is EntryPointInfo.load
+
+
+def test_writing_in_the_current_folder_does_not_rebuild_the_cache(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # python -m / -c put "" (the current folder) on sys.path; it changes all the time.
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(sys, "path", ["", *sys.path])
+    entry_points_of(GROUP, cache)
+
+    def no_scan(group: str) -> list[EntryPointInfo]:
+        raise AssertionError("rescanned because the current folder changed")
+
+    monkeypatch.setattr(entry_points, "scan", no_scan)
+    (work / "new-file").write_text("x")
+    stat = work.stat()
+    os.utime(work, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    entry_points_of(GROUP, cache)

@@ -55,11 +55,19 @@ def cache_path() -> Path:
 
 
 def _path_key() -> list[list[Any]]:
-    """``sys.path`` with each folder's modification time (None when it is missing)."""
+    """``sys.path`` with each folder's modification time (None when it is missing).
+
+    The current folder (``""``, from ``python -m`` or ``-c``) is listed without
+    its time: it changes whenever anything is written there, and a
+    distribution is never installed into it.
+    """
     key: list[list[Any]] = []
     for entry in sys.path:
+        if not entry:
+            key.append([entry, None])
+            continue
         try:
-            mtime: int | None = os.stat(entry or ".").st_mtime_ns
+            mtime: int | None = os.stat(entry).st_mtime_ns
         except OSError:
             mtime = None
         key.append([entry, mtime])

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import attrs
-from lk_core.errors import UsageError
 from lk_core.hookspecs import hookimpl
 
-from lk_libvirt.hypervisor import LibvirtHypervisor
+#: The hypervisor's name (``--hypervisor libvirt``); kept here so that loading the
+#: plugin does not import the hypervisor module.
+HYPERVISOR_NAME = "libvirt"
 
 if TYPE_CHECKING:
     import click
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 @hookimpl
 def register_hypervisors() -> list[Hypervisor]:
     """Contribute :class:`~lk_libvirt.hypervisor.LibvirtHypervisor`."""
+    from lk_libvirt.hypervisor import LibvirtHypervisor
+
     return [LibvirtHypervisor()]
 
 
@@ -35,17 +37,18 @@ def prepare_run(plugins: Plugins, request: RunRequest) -> RunRequest | None:
     host = request.options.hypervisor_options.get("host")
     if not host:
         return None
+    import attrs
+    from lk_core.errors import UsageError
+
     named = request.options.hypervisor.lower()
-    if named == LibvirtHypervisor.name:
+    if named == HYPERVISOR_NAME:
         return None
     if named:
         raise UsageError(
             f"--host {host} runs on a libvirt host: it cannot be combined with "
             f"--hypervisor {request.options.hypervisor} (unset LK_HOST if it came from there)"
         )
-    return attrs.evolve(
-        request, options=attrs.evolve(request.options, hypervisor=LibvirtHypervisor.name)
-    )
+    return attrs.evolve(request, options=attrs.evolve(request.options, hypervisor=HYPERVISOR_NAME))
 
 
 @hookimpl
