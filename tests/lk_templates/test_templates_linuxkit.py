@@ -347,3 +347,57 @@ def test_fake_linuxkit_checks_its_arguments(tmp_path: Path) -> None:
     result = run("build", "-format=iso-bios", "-dir", str(tmp_path), "-name", "n", str(source))
     assert result.returncode == 0, result.stderr
     assert detect_builtin(tmp_path / "n.iso") == "iso"
+
+
+class _Terminal:
+    """A stand-in for stderr that says it is a terminal and records what is written."""
+
+    def __init__(self, tty: bool = True) -> None:
+        self.tty = tty
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_a_build_shows_linuxkit_progress_only_on_a_terminal(
+    fake_linuxkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tty: bool
+) -> None:
+    terminal = _Terminal(tty)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    image = build_image(YAML, QEMU, tmp_path / "cache", progress=True)
+    assert image.is_file()
+    if tty:
+        assert "\r\x1b[Kbuilding with linuxkit:" in terminal.text
+        assert "Create outputs:" in terminal.text or "Add init containers" in terminal.text
+        assert terminal.text.endswith("\r\x1b[K")  # the line is erased at the end
+    else:
+        assert terminal.text == ""
+    log = (image.parent / "build.log").read_text()
+    assert "Extract kernel image" in log  # linuxkit's output is still kept whole
+
+
+def test_no_progress_unless_asked(
+    fake_linuxkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = _Terminal(True)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    build_image(YAML, QEMU, tmp_path / "cache")
+    assert terminal.text == ""
+
+
+def test_a_failing_build_with_progress_is_one_line(
+    fake_linuxkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stderr", _Terminal(True))
+    monkeypatch.setenv("FAKE_LINUXKIT_FAIL", "pull access denied for linuxkit/kernel")
+    with pytest.raises(LinuxKitError, match="pull access denied"):
+        build_image(YAML, QEMU, tmp_path / "cache", progress=True)

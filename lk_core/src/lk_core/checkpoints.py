@@ -303,12 +303,18 @@ def _refuse_unsaveable(container: Container, hv: Hypervisor) -> None:
 
 
 def create_checkpoint(
-    manager: Manager, ref: str, name: str, stop: bool = False, warm: str = ""
+    manager: Manager,
+    ref: str,
+    name: str,
+    stop: bool = False,
+    warm: str = "",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Save running container ``ref`` as checkpoint ``name``; it goes on (or stops with ``stop``).
 
     ``warm`` is the :func:`warm_key` of a checkpoint ``lk run --warm`` saves.
-    Returns the sidecar.
+    With ``progress``, the bytes saved so far are shown on stderr (terminals
+    only). Returns the sidecar.
     """
     from lk_core.disks import check_free_space
     from lk_core.supervisor import request_stop_marker
@@ -344,7 +350,10 @@ def create_checkpoint(
         request_stop_marker(container.id)
     started = time.monotonic()
     try:
-        info = hv.save_checkpoint(container, partial, stop)
+        from lk_core.progress import watching_bytes
+
+        with watching_bytes(partial, f"saving checkpoint {name}", enabled=progress):
+            info = hv.save_checkpoint(container, partial, stop)
         seconds = time.monotonic() - started
         cd = runtime_dir(container.id) / METADATA_CD
         if cd.is_file():

@@ -164,6 +164,8 @@ class RunOptions:
     disks: tuple[DiskRequest, ...] = ()
     #: Run a disk image in place (written, one container at a time) instead of on an overlay.
     in_place: bool = False
+    #: Show progress of long steps on a terminal (off with ``lk run -q``).
+    progress: bool = True
 
 
 @attrs.frozen

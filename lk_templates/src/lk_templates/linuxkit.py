@@ -193,6 +193,7 @@ def build_image(
     output_format: str | None = None,
     preferred_formats: Sequence[str] = (),
     timeout: float | None = None,
+    progress: bool = False,
 ) -> Path:
     """Build ``yaml_text`` with linuxkit and return the path of the bootable image.
 
@@ -210,7 +211,9 @@ def build_image(
     Returns ``.../NAME.iso`` for iso-bios, the ``.../NAME`` prefix of
     ``NAME-kernel``/``NAME-initrd.img`` for kernel+initrd, or the disk file.
     Raises :class:`LinuxKitError` (one line: linuxkit's last error line) if
-    linuxkit is missing, fails, times out or produces no image.
+    linuxkit is missing, fails, times out or produces no image. With
+    ``progress``, linuxkit's latest output line and the elapsed time are shown
+    on one updating line of stderr while it builds (only on a terminal).
     """
     fmt = choose_output_format(formats_supported, output_format, preferred_formats)
     cache = (cache_dir or default_build_cache_dir()).absolute()
@@ -227,7 +230,7 @@ def build_image(
             return _image_path(entry, name, fmt)
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", dir=cache))
         try:
-            _run_build(linuxkit, work, name, fmt, yaml_text, timeout)
+            _run_build(linuxkit, work, name, fmt, yaml_text, timeout, progress)
             if entry.exists():  # a broken leftover (incomplete): replace it
                 shutil.rmtree(entry, ignore_errors=True)
             os.rename(work, entry)
@@ -237,20 +240,15 @@ def build_image(
     return _image_path(entry, name, fmt)
 
 
-def _run_build(
-    linuxkit: Path,
-    work: Path,
-    name: str,
-    fmt: OutputFormat,
-    yaml_text: str,
-    timeout: float | None,
-) -> None:
-    source = work / f"{name}.yml"
-    source.write_text(yaml_text, encoding="utf-8")
-    argv = [str(linuxkit), "build", "--format", fmt.name, "--dir", str(work), "--name", name]
-    argv.append(str(source))
-    try:
-        result = subprocess.run(
+def _linuxkit(
+    argv: list[str], work: Path, timeout: float | None, progress: bool
+) -> subprocess.CompletedProcess[str]:
+    """Run linuxkit; with ``progress`` on a terminal, show its latest line as it builds."""
+    from lk_core.progress import ProgressLine
+
+    line = ProgressLine(enabled=progress)
+    if not line.enabled:
+        return subprocess.run(
             argv,
             cwd=work,
             stdin=subprocess.DEVNULL,
@@ -260,6 +258,53 @@ def _run_build(
             timeout=timeout,
             check=False,
         )
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    proc = subprocess.Popen(
+        argv,
+        cwd=work,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    output: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for text in proc.stdout:  # linuxkit logs its steps on stderr, merged here
+            output.append(text)
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                raise subprocess.TimeoutExpired(argv, timeout or 0)
+            if text.strip():
+                line.show(
+                    f"building with linuxkit: {time.monotonic() - started:3.0f}s  {text.strip()}"
+                )
+        returncode = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        line.clear()
+    return subprocess.CompletedProcess(argv, returncode, "", "".join(output))
+
+
+def _run_build(
+    linuxkit: Path,
+    work: Path,
+    name: str,
+    fmt: OutputFormat,
+    yaml_text: str,
+    timeout: float | None,
+    progress: bool = False,
+) -> None:
+    source = work / f"{name}.yml"
+    source.write_text(yaml_text, encoding="utf-8")
+    argv = [str(linuxkit), "build", "--format", fmt.name, "--dir", str(work), "--name", name]
+    argv.append(str(source))
+    try:
+        result = _linuxkit(argv, work, timeout, progress)
     except subprocess.TimeoutExpired:
         raise LinuxKitError(f"linuxkit build timed out after {timeout:g} s") from None
     except OSError as error:

@@ -41,13 +41,15 @@ def build_template(
     name: str,
     var_file: str | None = None,
     assignments: tuple[str, ...] | list[str] = (),
+    progress: bool = False,
 ) -> TemplateBuild:
     """Render template ``name`` with its variables and build it for ``hypervisor``.
 
     The template is looked up once; its ``# lk:`` values are checked before
     linuxkit runs. The build is cached by its rendered content: an unchanged
     template is not rebuilt. The output format follows the hypervisor's
-    ``preferred_formats``, else its ``formats``.
+    ``preferred_formats``, else its ``formats``. With ``progress``, a build
+    shows linuxkit's last output line on stderr when it is a terminal.
     """
     from lk_templates.linuxkit import build_image
     from lk_templates.registry import check_required_values, find_template
@@ -70,6 +72,7 @@ def build_template(
         rendered,
         frozenset(hypervisor.formats),
         preferred_formats=tuple(getattr(hypervisor, "preferred_formats", ()) or ()),
+        progress=progress,
     )
     return TemplateBuild(image=image, defaults=defaults)
 
@@ -92,7 +95,9 @@ def prepare_run(plugins: Plugins, request: RunRequest, owner: str) -> RunRequest
         if options.hypervisor
         else plugins.detect_hypervisor()
     )
-    built = build_template(plugins, hypervisor, template, var_file or None, assignments)
+    built = build_template(
+        plugins, hypervisor, template, var_file or None, assignments, options.progress
+    )
     # None: not given, and lk's own default applies.
     memory = options.memory or built.defaults.get("memory")
     cpus = options.cpus if options.cpus is not None else built.defaults.get("cpus")

@@ -47,7 +47,8 @@ def checkpoint_group() -> None:
 @click.argument("ref", shell_complete=complete_active_refs)
 @click.argument("name")
 @click.option("--stop", is_flag=True, help="Power the container off once saved (else it resumes).")
-def checkpoint_create_command(ref: str, name: str, stop: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress line while saving.")
+def checkpoint_create_command(ref: str, name: str, stop: bool, quiet: bool) -> None:
     """Save running container REF as checkpoint NAME.
 
     The guest is paused while its RAM, devices and own disks (boot overlay,
@@ -57,7 +58,7 @@ def checkpoint_create_command(ref: str, name: str, stop: bool) -> None:
     """
     from lk_core.checkpoints import create_checkpoint
 
-    data = create_checkpoint(_manager(), ref, name, stop=stop)
+    data = create_checkpoint(_manager(), ref, name, stop=stop, progress=not quiet)
     click.echo(data["name"])
 
 

@@ -95,7 +95,7 @@ def _manager() -> Manager:
     help="Remove the container (record, log, runtime files) when the VM exits.",
 )
 @click.option(
-    "-q", "--quiet", is_flag=True, help="No progress line while --wait waits for the guest."
+    "-q", "--quiet", is_flag=True, help="No progress line (--wait, template builds)."
 )
 @click.option(
     "--from-checkpoint",
@@ -169,6 +169,7 @@ def run_command(
         metadata_file=metadata_file,
         disks=tuple(parse_disk_option(d) for d in disks),
         in_place=in_place,
+        progress=not quiet,
     )
     request = RunRequest(image, options, plugin_values(declared, plugin_options))
     if from_checkpoint or warm:  # see lk_core.checkpoints

@@ -8,16 +8,16 @@ clear-to-end-of-line), erased when the wait ends.
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lk_core.manager import Manager
     from lk_core.model import Container
 
 __all__ = ["ProgressLine", "last_console_line", "wait_with_progress"]
+
+from lk_core.progress import ProgressLine
 
 _ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -35,31 +35,6 @@ def last_console_line(log: Path, window: int = 4096) -> str:
     lines = [_ESCAPES.sub(b"", line).strip() for line in data.splitlines()]
     lines = [line for line in lines if line]
     return lines[-1].decode(errors="replace") if lines else ""
-
-
-class ProgressLine:
-    """One line of ``stream`` redrawn in place; nothing at all unless ``stream`` is a terminal."""
-
-    def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and self.stream.isatty()
-        self.shown = False
-
-    def show(self, text: str) -> None:
-        """Replace the line with ``text`` (cut to the terminal's width)."""
-        if not self.enabled:
-            return
-        width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-        self.stream.write("\r\x1b[K" + text[:width])
-        self.stream.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        """Erase the line (if anything was shown)."""
-        if self.enabled and self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.shown = False
 
 
 def wait_with_progress(
