@@ -180,13 +180,9 @@ def _discard(manager: Manager, container_id: str) -> None:
 
 
 def _wait(condition: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
+    from lk_core.waiting import wait_until
+
+    return wait_until(condition, timeout, step)
 
 
 class HypervisorConformance:
