@@ -94,9 +94,7 @@ def _manager() -> Manager:
     is_flag=True,
     help="Remove the container (record, log, runtime files) when the VM exits.",
 )
-@click.option(
-    "-q", "--quiet", is_flag=True, help="No progress line (--wait, template builds)."
-)
+@click.option("-q", "--quiet", is_flag=True, help="No progress line (--wait, template builds).")
 @click.option(
     "--from-checkpoint",
     default="",
