@@ -108,3 +108,14 @@ def test_empty_names_never_match() -> None:
 
 def test_accepts_any_iterable() -> None:
     assert resolve_ref("db", iter(CONTAINERS)).id == "cafe0001"
+
+
+@pytest.mark.parametrize("ref", ["abcd1234", "db"])
+def test_the_same_id_or_name_on_two_hosts_is_ambiguous_and_names_the_hosts(ref: str) -> None:
+    twins = [
+        Container(id="abcd1234", image="i", name="db", host="lab"),
+        Container(id="abcd1234", image="i", name="db", host="rack2"),
+        Container(id="ffff0000", image="i", name="other"),
+    ]
+    with pytest.raises(AmbiguousReferenceError, match="on: lab, rack2"):
+        resolve_ref(ref, twins)

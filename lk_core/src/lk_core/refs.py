@@ -19,9 +19,18 @@ def resolve_ref(ref: str, containers: Iterable[Container]) -> Container:
     if not ref:
         raise UsageError("empty container reference")
     candidates = list(containers)
-    for exact in ([c for c in candidates if c.id == ref], [c for c in candidates if c.name == ref]):
+    for what, exact in (
+        ("ID", [c for c in candidates if c.id == ref]),
+        ("name", [c for c in candidates if c.name == ref]),
+    ):
         if len(exact) == 1:
             return exact[0]  # an exact ID wins, then an exact name
+        if len(exact) > 1:  # the same ID or name on several hosts
+            where = ", ".join(sorted(c.host or "this machine" for c in exact))
+            raise AmbiguousReferenceError(
+                f"{ref!r} is the {what} of {len(exact)} containers, on: {where}; "
+                "name one by its ID (see 'lk ps')"
+            )
     matches = [c for c in candidates if c.id.startswith(ref)]
     if not matches:
         raise NotFoundError(f"no such container: {ref}")
