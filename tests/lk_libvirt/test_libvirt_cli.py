@@ -98,9 +98,26 @@ def test_local_lifecycle(system_conn: Any, test_iso: Path, home: Path) -> None:
     assert ok(lk(home, "exec", "web", "--", "echo", "a b;c")).strip() == "a b;c"
     assert "host_key" in system_conn.lookupByName(domain).XMLDesc(0)  # pinned in the record
     assert "Linux" in ok(lk(home, "logs", "web")) or ok(lk(home, "logs", "web"))
+    # lk logs -f follows the live console (virDomainOpenConsole) and ends with the VM.
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "lk_core", "logs", "-f", "web"],
+        env={**os.environ, "LK_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    time.sleep(2)  # let it attach before the guest shuts down
     started = time.monotonic()
     ok(lk(home, "stop", "-t", "30", "web"))
     stop_time = time.monotonic() - started
+    try:
+        followed, follow_err = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, follow_err
+    assert "Power down" in followed or "poweroff" in followed, followed[-500:]
     print(f"libvirt local: stop took {stop_time:.1f}s")
     assert stop_time < 30  # graceful (ACPI), not the forced path after the timeout
     assert "stopped" in ok(lk(home, "ps", "-a"))
