@@ -674,18 +674,12 @@ def _resume_spec(
         lines = "".join(f"[127.0.0.1]:{container.ssh_port} {key}\n" for key in keys)
         known.write_text(lines, encoding="utf-8")
         os.chmod(known, 0o600)
-    return HypervisorOptions(
-        id=container.id,
-        image=Path(container.image),
-        format=container.format,
-        console_log=log,
-        runtime_dir=rdir,
-        memory=container.memory,
-        cpus=container.cpus,
-        ssh_port=container.ssh_port,
-        ports=tuple(container.ports),
+    return HypervisorOptions.of(
+        container,
+        hv.name,
+        log,
+        rdir,
         metadata_iso=metadata,
-        options=container.options_for(hv.name),
         disks=tuple(disks),
         incoming=folder / data["state"],
         identity=str(data["source"]["id"]),

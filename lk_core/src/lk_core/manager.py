@@ -160,20 +160,8 @@ class Manager:
 
             metadata_iso = write_metadata_cd(container, options, rdir)
         disks = self._create_disks(container, hv, rdir)
-        return HypervisorOptions(
-            id=container.id,
-            image=Path(container.image),
-            format=container.format,
-            console_log=log,
-            runtime_dir=rdir,
-            memory=container.memory,
-            cpus=container.cpus,
-            ssh_port=container.ssh_port,
-            ports=tuple(container.ports),
-            volumes=tuple(container.volumes),
-            metadata_iso=metadata_iso,
-            options=container.options_for(hv.name),
-            disks=disks,
+        return HypervisorOptions.of(
+            container, hv.name, log, rdir, metadata_iso=metadata_iso, disks=disks
         )
 
     def _create_disks(self, container: Container, hv: Hypervisor, rdir: Path) -> tuple[Disk, ...]:

@@ -214,6 +214,37 @@ class HypervisorOptions:
     #: container's when resuming a checkpoint; empty means ``id``.
     identity: str = ""
 
+    @classmethod
+    def of(
+        cls,
+        container: Container,
+        hypervisor: str,
+        console_log: Path,
+        runtime_dir: Path,
+        **changes: Any,
+    ) -> HypervisorOptions:
+        """The options that boot ``container`` as recorded, for the hypervisor named ``hypervisor``.
+
+        ``changes`` set the fields the record does not hold (``metadata_iso``,
+        ``incoming``, ``identity``) or replace recorded ones (``disks``).
+        """
+        values: dict[str, Any] = {
+            "id": container.id,
+            "image": Path(container.image),
+            "format": container.format,
+            "console_log": console_log,
+            "runtime_dir": runtime_dir,
+            "memory": container.memory,
+            "cpus": container.cpus,
+            "ssh_port": container.ssh_port,
+            "ports": tuple(container.ports),
+            "volumes": tuple(container.volumes),
+            "options": container.options_for(hypervisor),
+            "disks": tuple(container.disks),
+        }
+        values.update(changes)
+        return cls(**values)
+
 
 @attrs.frozen
 class Availability:

@@ -10,10 +10,7 @@ appended to.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import attrs
+from typing import TYPE_CHECKING
 
 from lk_core.errors import ContainerStateError, HypervisorError
 from lk_core.hypervisor import Capability, Hypervisor, ProcessHypervisor, require
@@ -39,26 +36,11 @@ def restart_spec(container: Container, hv: Hypervisor) -> HypervisorOptions:
     log = log_path(container.id)
     log.touch(mode=0o600, exist_ok=True)
     metadata = rdir / CD_NAME
-    values: dict[str, Any] = {
-        "id": container.id,
-        "image": Path(container.image),
-        "format": container.format,
-        "console_log": log,
-        "runtime_dir": rdir,
-        "memory": container.memory,
-        "cpus": container.cpus,
-        "ssh_port": container.ssh_port,
-        "ports": tuple(container.ports),
-        "volumes": tuple(container.volumes),
-        "metadata_iso": metadata
-        if metadata.is_file() and Capability.METADATA in hv.capabilities
-        else None,
-        "options": container.options_for(hv.name),
-    }
-    recorded_disks = getattr(container, "disks", None)
-    if recorded_disks and "disks" in attrs.fields_dict(HypervisorOptions):
-        values["disks"] = tuple(recorded_disks)  # created by the first run: reused as they are
-    return HypervisorOptions(**values)
+    use_cd = metadata.is_file() and Capability.METADATA in hv.capabilities
+    # The disks created by the first run are reused as they are (they are in the record).
+    return HypervisorOptions.of(
+        container, hv.name, log, rdir, metadata_iso=metadata if use_cd else None
+    )
 
 
 def _choose_ports(container: Container, others: list[Container]) -> int:
