@@ -6,26 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-
-# The system packages the demo needs (scripts/setup.sh also installs nox for the
-# tests; the demo does not need it).
-packages=(qemu-system-x86 qemu-utils python3-venv openssh-client)
-if [ -f tests/images/host-packages.txt ]; then
-  while read -r pkg; do
-    case "$pkg" in ''|'#'*) ;; *) packages+=("$pkg") ;; esac
-  done < tests/images/host-packages.txt
-fi
-missing=()
-for pkg in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "demo: installing ${missing[*]}" >&2
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# The system packages the demo needs (scripts/setup.sh also installs nox and the
+# libvirt headers for the tests; the demo needs neither).
+bash scripts/apt-ensure.sh qemu-system-x86 qemu-utils python3-venv openssh-client
 
 python3 -m venv .venv
 .venv/bin/pip install -q ./lk_core ./lk_qemu ./lk_hyperkit ./lk_templates
