@@ -71,7 +71,7 @@ def build_template(
     image = build_image(
         rendered,
         frozenset(hypervisor.formats),
-        preferred_formats=tuple(getattr(hypervisor, "preferred_formats", ()) or ()),
+        preferred_formats=hypervisor.preferred_formats,
         progress=progress,
     )
     return TemplateBuild(image=image, defaults=defaults)
