@@ -7,11 +7,13 @@ The public Python API. Names are imported lazily so that importing
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lk_core.hookspecs import hookimpl
+if TYPE_CHECKING:  # imported on first use: pluggy is not needed by ``lk --help``
+    from lk_core.hookspecs import hookimpl as hookimpl
 
 _EXPORTS = {
+    "hookimpl": "lk_core.hookspecs",
     "LkError": "lk_core.errors",
     "apply_variables": "lk_core.templating",
     "extract_variables": "lk_core.templating",
@@ -43,7 +45,7 @@ _EXPORTS = {
     "detect_hypervisor": "lk_core.images",
 }
 
-__all__ = ["hookimpl", *sorted(_EXPORTS)]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

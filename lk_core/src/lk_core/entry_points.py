@@ -54,7 +54,7 @@ def cache_path() -> Path:
     return Path(platformdirs.user_cache_dir("lk", appauthor=False)) / CACHE_FILE
 
 
-def _path_key() -> list[list[Any]]:
+def path_key() -> list[list[Any]]:
     """``sys.path`` with each folder's modification time (None when it is missing).
 
     The current folder (``""``, from ``python -m`` or ``-c``) is listed without
@@ -98,7 +98,7 @@ def entry_points_of(group: str, path: Path | None = None) -> list[EntryPointInfo
     A cache that cannot be read or written is ignored (the scan is the truth).
     """
     path = path or cache_path()
-    key = {"format": CACHE_FORMAT, "group": group, "path": _path_key()}
+    key = {"format": CACHE_FORMAT, "group": group, "path": path_key()}
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
         if cached.get("key") == key:
@@ -106,11 +106,11 @@ def entry_points_of(group: str, path: Path | None = None) -> list[EntryPointInfo
     except (OSError, ValueError, TypeError, KeyError):
         pass
     found = scan(group)
-    _write(path, {"key": key, "entry_points": [list(ep) for ep in found]})
+    write_cache(path, {"key": key, "entry_points": [list(ep) for ep in found]})
     return found
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
+def write_cache(path: Path, data: dict[str, Any]) -> None:
     """Replace the cache file atomically; give up quietly if lk cannot write there."""
     from lk_core.paths import ensure_private_dir
 

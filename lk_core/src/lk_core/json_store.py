@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,7 +56,7 @@ class JsonStateStore:
         return self._read()
 
     def _read(self) -> dict[str, Container]:
-        from lk_core.serialize import container_from_dict
+        from lk_core.records import container_from_dict
 
         try:
             data = self.path.read_bytes()
@@ -160,6 +159,8 @@ class JsonStateStore:
             "containers": {cid: container_to_dict(c) for cid, c in sorted(records.items())},
         }
         data = json.dumps(document, indent=2, sort_keys=False) + "\n"
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".containers-", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

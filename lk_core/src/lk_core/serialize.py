@@ -13,6 +13,7 @@ import attrs
 import cattrs
 
 from lk_core.model import Container, PortMapping, Protocol, Status
+from lk_core.records import OPTIONAL_NUMBERS
 
 
 def _structure_status(value: Any, _type: type) -> Status:
@@ -39,7 +40,7 @@ def _structure_container(data: Any, _type: type) -> Container:
     known = {k: v for k, v in data.items() if k in _CONTAINER_FIELDS}
     extra = {k: v for k, v in data.items() if k not in _CONTAINER_FIELDS and k != "extra"}
     ports = known.pop("ports", None)
-    for key in ("pid", "supervisor_pid", "memory", "cpus", "ssh_port"):
+    for key in OPTIONAL_NUMBERS:
         if known.get(key) is None:
             known.pop(key, None)
     container = _base_structure_container(known, Container)
@@ -78,5 +79,9 @@ def container_to_dict(container: Container) -> dict[str, Any]:
 
 
 def container_from_dict(data: dict[str, Any]) -> Container:
-    """Build a container from a state-file record (unknown fields kept in ``extra``)."""
+    """Build a container from a state-file record (unknown fields kept in ``extra``).
+
+    Readers of many records use :func:`lk_core.records.container_from_dict`,
+    which gives the same result without building this converter when it can.
+    """
     return converter.structure(data, Container)

@@ -111,6 +111,27 @@ def build_cli(all_options: bool = False) -> click.Group:
     return cli
 
 
+def _group_for(args: list[str]) -> click.Group:
+    """The root group to run ``args`` with: for ``lk --help``, from the catalog if it holds.
+
+    A process whose plugins were set by hand (tests, embedding) always builds
+    the group from those plugins.
+    """
+    plugins_module = sys.modules.get("lk_core.plugins")
+    if args not in (["--help"], ["-h"]) or getattr(plugins_module, "_current", None) is not None:
+        return build_cli()
+    from lk_core.cli import catalog
+
+    commands = catalog.cached_commands()
+    if commands is not None:
+        return catalog.listing_group(cli, commands)
+    group = build_cli()
+    from lk_core.plugins import get_plugins
+
+    catalog.save(group, get_plugins())
+    return group
+
+
 def _fail(error: LkError) -> int:
     click.echo(f"lk: error: {error}", err=True)
     return error.exit_code
@@ -122,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _debug = os.environ.get("LK_DEBUG", "") not in ("", "0")
     try:
-        group = build_cli()
+        group = _group_for(args)
         result = group.main(args=args, prog_name="lk", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -1,0 +1,158 @@
+"""``lk --help`` from the command catalog: the same text, and rebuilt whenever it may differ."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+LOADED = (
+    "import atexit, sys; "
+    "atexit.register(lambda: open({out!r}, 'w').write(' '.join(sorted(sys.modules))))"
+)
+
+
+def lk_help(
+    env: dict[str, str], *args: str, modules_file: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``lk --help`` (or ``args``) as users do; optionally record the modules it loaded."""
+    prelude = LOADED.format(out=str(modules_file)) + "; " if modules_file else ""
+    code = (
+        prelude + "import sys; from lk_core.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *(args or ("--help",))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def env(sandbox: Path) -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "80"}
+
+
+def cache_file(sandbox: Path) -> Path:
+    return sandbox / "cache" / "commands.json"
+
+
+@pytest.mark.parametrize("columns", ["40", "80", "200"])
+def test_cached_help_is_the_same_text(env: dict[str, str], sandbox: Path, columns: str) -> None:
+    env = {**env, "COLUMNS": columns}
+    first = lk_help(env)
+    assert first.returncode == 0, first.stderr
+    assert cache_file(sandbox).is_file()
+    second = lk_help(env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert "ps " in second.stdout and "run " in second.stdout
+    for flag in ("-h",):
+        assert lk_help(env, flag).stdout == first.stdout
+
+
+def test_cached_help_loads_no_plugin(env: dict[str, str], sandbox: Path, tmp_path: Path) -> None:
+    lk_help(env)
+    modules = tmp_path / "modules.txt"
+    result = lk_help(env, modules_file=modules)
+    assert result.returncode == 0, result.stderr
+    loaded = set(modules.read_text().split())
+    for heavy in ("pluggy", "attrs", "lk_core.plugins", "lk_core.hookspecs", "fake_hypervisor"):
+        assert heavy not in loaded, f"{heavy} was imported by a cached lk --help"
+    assert not any(name.startswith(("lk_qemu", "lk_templates", "lk_libvirt")) for name in loaded)
+
+
+def _plugin(folder: Path, help_line: str) -> None:
+    """A plugin module ``catalog_plugin`` adding command ``hello`` with ``help_line``."""
+    path = folder / "catalog_plugin.py"
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(
+        textwrap.dedent(
+            f'''
+            import click
+            from lk_core import hookimpl
+
+            @click.command("hello")
+            def hello() -> None:
+                """{help_line}"""
+
+            @hookimpl
+            def register_commands(cli):
+                cli.add_command(hello)
+            '''
+        )
+    )
+    if path.stat().st_mtime_ns == before:  # a coarse clock: make the edit visible
+        os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
+
+
+def test_a_plugin_selected_later_is_listed(
+    env: dict[str, str], sandbox: Path, tmp_path: Path
+) -> None:
+    _plugin(tmp_path, "Say hello.")
+    env = {**env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"}
+    assert "hello" not in lk_help(env).stdout
+    with_plugin = {**env, "LK_PLUGIN_MODULES": f"{env['LK_PLUGIN_MODULES']},catalog_plugin"}
+    assert "Say hello." in lk_help(with_plugin).stdout
+    assert "Say hello." in lk_help(with_plugin).stdout  # from the cache now
+    assert "hello" not in lk_help(env).stdout
+
+
+def test_an_edited_command_is_shown_as_edited(
+    env: dict[str, str], sandbox: Path, tmp_path: Path
+) -> None:
+    env = {
+        **env,
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}",
+        "LK_PLUGIN_MODULES": f"{env['LK_PLUGIN_MODULES']},catalog_plugin",
+    }
+    _plugin(tmp_path, "Say hello.")
+    assert "Say hello." in lk_help(env).stdout
+    _plugin(tmp_path, "Say goodbye.")
+    out = lk_help(env).stdout
+    assert "Say goodbye." in out and "Say hello." not in out
+
+
+def test_a_broken_plugin_is_reported_every_time_and_not_cached(
+    env: dict[str, str], sandbox: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('boom')\n")
+    env = {
+        **env,
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}",
+        "LK_PLUGIN_MODULES": f"{env['LK_PLUGIN_MODULES']},broken_plugin",
+    }
+    for _ in range(2):
+        result = lk_help(env)
+        assert result.returncode == 0
+        assert "plugin 'broken_plugin'" in result.stderr and "boom" in result.stderr
+    assert not cache_file(sandbox).exists()
+
+
+@pytest.mark.parametrize("content", ["", "{", "[]", '{"key": 1, "commands": []}'])
+def test_a_damaged_cache_is_ignored_and_replaced(
+    env: dict[str, str], sandbox: Path, content: str
+) -> None:
+    expected = lk_help(env).stdout
+    cache_file(sandbox).write_text(content)
+    result = lk_help(env)
+    assert result.returncode == 0 and result.stdout == expected
+    assert json.loads(cache_file(sandbox).read_text())["commands"]
+
+
+def test_only_the_root_listing_uses_the_cache(env: dict[str, str], sandbox: Path) -> None:
+    lk_help(env)
+    data = json.loads(cache_file(sandbox).read_text())
+    for entry in data["commands"]:
+        if entry["name"] == "ps":
+            entry["help"] = entry["short_help"] = "Listed from the cache."
+    cache_file(sandbox).write_text(json.dumps(data))
+    assert "Listed from the cache." in lk_help(env).stdout  # proves the cache is read
+    ps_help = lk_help(env, "ps", "--help")
+    assert ps_help.returncode == 0 and "Listed from the cache." not in ps_help.stdout
