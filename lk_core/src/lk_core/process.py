@@ -37,14 +37,15 @@ Tokens, and why they differ by platform:
   upgrade. New records only ever get ``v2:`` tokens.
 
 psutil is imported lazily: its import costs ~20 ms, more than ``lk --help``
-should pay.
+should pay. So are :mod:`subprocess` (only the legacy ``ps`` check needs it)
+and :mod:`signal` (only :func:`signal_process`): checking an identity on
+Linux reads ``/proc`` and needs neither, which keeps this module, and so
+:mod:`lk_core.liveness` that every hypervisor plugin imports, cheap.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from functools import cache
 
@@ -89,6 +90,8 @@ def _psutil_token(pid: int) -> str:
 
 def _legacy_ps_token(pid: int) -> str:
     """The token of releases before psutil on non-Linux systems (``ps`` lstart)."""
+    import subprocess
+
     try:
         out = subprocess.run(
             ["ps", "-o", "lstart=", "-o", "stat=", "-p", str(pid)],
@@ -132,6 +135,8 @@ def signal_process(pid: int, token: str, sig: int) -> bool:
     """
     if pid <= 1 or not token:
         return False
+    import signal
+
     pidfd_open = getattr(os, "pidfd_open", None)
     send = getattr(signal, "pidfd_send_signal", None)
     if pidfd_open is not None and send is not None:

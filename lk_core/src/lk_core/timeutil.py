@@ -1,12 +1,21 @@
-"""Timestamps as RFC 3339 strings (the reference state file's format)."""
+"""Timestamps as RFC 3339 strings (the reference state file's format).
+
+:mod:`datetime` is imported by the functions that need it, so that
+:mod:`lk_core.liveness` (imported by every hypervisor plugin) stays cheap.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def now_rfc3339() -> str:
     """The current UTC time, e.g. ``2026-11-28T16:00:00Z``."""
+    from datetime import datetime, timezone
+
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -14,6 +23,8 @@ def parse_rfc3339(text: str) -> datetime | None:
     """Parse a timestamp written by :func:`now_rfc3339` (or the reference); None if invalid."""
     if not text:
         return None
+    from datetime import datetime
+
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -25,6 +36,8 @@ def human_since(text: str, now: datetime | None = None) -> str:
     then = parse_rfc3339(text)
     if then is None:
         return ""
+    from datetime import datetime, timezone
+
     if then.tzinfo is None:
         then = then.replace(tzinfo=timezone.utc)
     seconds = int(((now or datetime.now(timezone.utc)) - then).total_seconds())

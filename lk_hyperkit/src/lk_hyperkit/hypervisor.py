@@ -38,30 +38,31 @@ What hyperkit can and cannot do, and so what lk does:
 
 from __future__ import annotations
 
-import logging
+# ``lk ps`` imports this module (to instantiate the hypervisor), so it imports
+# only what the class needs to exist; what a method needs (logging, uuid,
+# signal, platform, urllib, liveness) is imported in that method.
+import functools
 import os
-import platform as _platform
 import shutil
-import signal
 import stat
 import sys
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import attrs
 from lk_core.disks import BOOT
 from lk_core.errors import HypervisorError, UsageError
 from lk_core.formats import ISO, KERNEL_INITRD, QCOW2, RAW, VMDK, find_kernel_initrd
 from lk_core.hypervisor import Capability, ProcessHypervisor
-from lk_core.liveness import hypervisor_alive
-from lk_core.model import Availability, Container, HypervisorOptions, PortMapping
+from lk_core.model import Availability, PortMapping
 
 from lk_hyperkit.disks import data_disk_slots
 
 if TYPE_CHECKING:
+    import uuid
+
+    from lk_core.model import Container, HypervisorOptions
     from lk_core.options import OptionSpec
 
 __all__ = [
@@ -80,8 +81,6 @@ __all__ = [
     "vpnkit_port_spec",
     "with_serial_console",
 ]
-
-LOG = logging.getLogger(__name__)
 
 #: Path of the hyperkit binary (default: ``hyperkit`` on ``$PATH``).
 ENV_BINARY = "LK_HYPERKIT"
@@ -125,14 +124,23 @@ RING_NAME = "console-ring"
 #: The qcow2 settings Docker for Mac uses (TRIM support, compaction after unmaps).
 QCOW_CONFIG = "discard=true;compact_after_unmaps=262144;keep_erased=262144;runtime_asserts=false"
 
-#: Namespace of the VM UUIDs (uuid5 of the container ID): stable across runs.
-UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "hyperkit.lk.invalid")
-
 _HYPERKIT_FORMATS = frozenset({KERNEL_INITRD, ISO, RAW, QCOW2})
 _FIRMWARE_HELP = (
     f"set {ENV_FIRMWARE}=/path/to/UEFI.fd (hyperkit's UEFI firmware, from its releases or "
     "Docker for Mac) or pass the option firmware=/path/to/UEFI.fd"
 )
+
+
+@functools.cache
+def _uuid_namespace() -> uuid.UUID:
+    """Namespace of the VM UUIDs (uuid5 of the container ID): stable across runs.
+
+    Computed on first use, not at import: uuid5 imports :mod:`hashlib` (~4 ms),
+    which ``lk ps`` does not need.
+    """
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_DNS, "hyperkit.lk.invalid")
 
 
 def vm_uuid(container_id: str) -> str:
@@ -141,7 +149,9 @@ def vm_uuid(container_id: str) -> str:
     hyperkit shows it to the guest (SMBIOS) and vpnkit uses it to give the VM
     the same IP address on every boot.
     """
-    return str(uuid.uuid5(UUID_NAMESPACE, container_id))
+    import uuid
+
+    return str(uuid.uuid5(_uuid_namespace(), container_id))
 
 
 def with_serial_console(cmdline: str) -> str:
@@ -181,6 +191,8 @@ def qcow2_disk(path: Path) -> str:
     hyperkit reads qcow2 through its ``file://`` URI back-end; the path is
     percent-encoded (hyperkit decodes it), so commas and spaces are safe here.
     """
+    from urllib.parse import quote
+
     uri = "file://" + quote(str(path), safe="/")
     return f"{uri}?sync=os&buffered=1,format=qcow,qcow-config={QCOW_CONFIG}"
 
@@ -282,7 +294,11 @@ class HyperkitHypervisor(ProcessHypervisor):
     @property
     def machine(self) -> str:
         """The CPU architecture (``platform.machine()`` unless given)."""
-        return self._machine if self._machine is not None else _platform.machine()
+        if self._machine is not None:
+            return self._machine
+        import platform
+
+        return platform.machine()
 
     @property
     def environ(self) -> Mapping[str, str]:
@@ -383,6 +399,8 @@ class HyperkitHypervisor(ProcessHypervisor):
         On top of :meth:`plan`, refuses published ports (``-p``): hyperkit
         cannot forward them, and dropping them silently would lie to the user.
         """
+        import logging
+
         plan = self.plan(options)
         if options.ports:
             asked = ", ".join(str(port) for port in options.ports)
@@ -392,7 +410,7 @@ class HyperkitHypervisor(ProcessHypervisor):
                 "another way (vmnet gives it an address the Mac can reach)"
             )
         for warning in plan.warnings:
-            LOG.warning("%s", warning)
+            logging.getLogger(__name__).warning("%s", warning)
         return plan.command()
 
     def request_shutdown(self, container: Container, runtime_dir: Path) -> None:
@@ -402,6 +420,10 @@ class HyperkitHypervisor(ProcessHypervisor):
         are refused all the same. A process that is already gone is not an
         error (the VM is off).
         """
+        import signal
+
+        from lk_core.liveness import hypervisor_alive
+
         if container.pid <= 1:
             raise HypervisorError(f"refusing to signal PID {container.pid}: not a hyperkit process")
         # Identity-checked: a process that is gone (or whose PID was reused) is off.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from collections.abc import Sequence
 from lk_core.errors import HypervisorError
 
 from lk_libvirt.binding import Connection, ensure_event_loop, error_message, libvirt_module
+from lk_libvirt.hosts import SYSTEM_SOCKETS
 from lk_libvirt.uri import LibvirtURI, parse_uri
 
 __all__ = [
@@ -41,16 +41,12 @@ __all__ = [
 #: Seconds :func:`open_connection` waits by default. The first connection to a
 #: freshly started daemon takes ~8 s (QEMU capability probe).
 DEFAULT_TIMEOUT = 30.0
-#: The sockets of a local system daemon: monolithic libvirtd, or modular virtqemud.
-SYSTEM_SOCKETS: tuple[str, ...] = (
-    "/run/libvirt/libvirt-sock",
-    "/run/libvirt/virtqemud-sock",
-    "/var/run/libvirt/libvirt-sock",
-)
 
 
 def probe_tcp(host: str, port: int, timeout: float) -> None:
     """Connect to ``host:port`` and close; raise HypervisorError with the reason on failure."""
+    import socket
+
     try:
         with socket.create_connection((host, port), timeout=max(timeout, 0.1)):
             pass

@@ -7,14 +7,15 @@ SSH URIs, the SSH key of the host itself (pinned by ``lk host add``). The host
 that name replaces it.
 
 Pure file handling: nothing here imports ``libvirt`` or opens a connection.
+``lk ps`` reads this module on every run (usually to find no hosts file), so
+:mod:`json` and :mod:`tempfile` are imported only where a file is read or
+written.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "HOSTS_FILE",
     "LOCAL_HOST",
     "LOCAL_URI",
+    "SYSTEM_SOCKETS",
     "HostEntry",
     "add_host",
     "configured_hosts",
@@ -38,6 +40,14 @@ HOSTS_FILE = "libvirt-hosts.json"
 #: The implicit host: this machine's system daemon.
 LOCAL_HOST = "local"
 LOCAL_URI = "qemu:///system"
+#: The sockets of a local system daemon: monolithic libvirtd, or modular virtqemud.
+#: (Here rather than in :mod:`lk_libvirt.connection`, which re-exports it, so that
+#: ``lk ps`` can see that there is no local daemon without importing that module.)
+SYSTEM_SOCKETS: tuple[str, ...] = (
+    "/run/libvirt/libvirt-sock",
+    "/run/libvirt/virtqemud-sock",
+    "/var/run/libvirt/libvirt-sock",
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -75,6 +85,8 @@ def _load(path: Path) -> dict[str, HostEntry]:
         return {}
     except OSError as error:
         raise StateError(f"cannot read {path}: {error.strerror}") from None
+    import json
+
     try:
         data: Any = json.loads(text) if text.strip() else {}
     except ValueError as error:
@@ -95,6 +107,9 @@ def _load(path: Path) -> dict[str, HostEntry]:
 
 
 def _save(path: Path, hosts: dict[str, HostEntry]) -> None:
+    import json
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     text = json.dumps({n: h.to_dict() for n, h in sorted(hosts.items())}, indent=2) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".libvirt-hosts.", dir=path.parent)

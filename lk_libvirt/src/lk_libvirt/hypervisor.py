@@ -28,12 +28,9 @@ reported in :attr:`~lk_core.vm.Listing.unreachable` and costs one timeout.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import json
 import os
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -42,7 +39,14 @@ from lk_core.errors import HypervisorError, UsageError
 from lk_core.hypervisor import Capability, Hypervisor
 from lk_core.model import Availability, Container, HypervisorOptions, Status
 
-from lk_libvirt.hosts import LOCAL_HOST, HostEntry, configured_hosts, get_host, known_hosts
+from lk_libvirt.hosts import (
+    LOCAL_HOST,
+    SYSTEM_SOCKETS,
+    HostEntry,
+    configured_hosts,
+    get_host,
+    known_hosts,
+)
 
 if TYPE_CHECKING:
     from lk_core.options import OptionSpec
@@ -110,8 +114,9 @@ class LibvirtHypervisor(Hypervisor):
     # -- what it is ----------------------------------------------------------------
     def availability(self) -> Availability:
         """Cheap: the bindings are installed and a host is added or the local socket exists."""
+        import importlib.util
+
         from lk_libvirt.binding import INSTALL_HINT
-        from lk_libvirt.connection import SYSTEM_SOCKETS
 
         if importlib.util.find_spec("libvirt") is None:
             return Availability(False, f"libvirt-python is not installed ({INSTALL_HINT})")
@@ -240,6 +245,8 @@ class LibvirtHypervisor(Hypervisor):
 
     @staticmethod
     def _pool_dir(pool: StoragePool) -> str:
+        import xml.etree.ElementTree as ET
+
         root = ET.fromstring(pool.XMLDesc(0))
         return (root.findtext("target/path") or "").rstrip("/")
 
@@ -449,8 +456,6 @@ class LibvirtHypervisor(Hypervisor):
         """Every lk domain on every host, probed in parallel with one deadline."""
         from lk_core.vm import Listing
 
-        from lk_libvirt.connection import SYSTEM_SOCKETS
-
         try:
             hosts = known_hosts()
             configured = configured_hosts()
@@ -495,6 +500,9 @@ class LibvirtHypervisor(Hypervisor):
 
     def update_record(self, container: Container) -> None:
         """Store the record in the domain's metadata (live and persistent)."""
+        import json
+        import xml.etree.ElementTree as ET
+
         from lk_core.serialize import container_to_dict
 
         from lk_libvirt.binding import error_message, libvirt_module
@@ -611,5 +619,7 @@ def _with_host(container: Container, host: str) -> Container:
 
 def _sources(xml: str) -> list[str]:
     """The file paths of a domain's disks."""
+    import xml.etree.ElementTree as ET
+
     root = ET.fromstring(xml)
     return [s.get("file", "") for s in root.findall("devices/disk/source") if s.get("file")]
