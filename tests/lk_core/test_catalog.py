@@ -53,8 +53,18 @@ def test_cached_help_is_the_same_text(env: dict[str, str], sandbox: Path, column
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout
     assert "ps " in second.stdout and "run " in second.stdout
-    for flag in ("-h",):
-        assert lk_help(env, flag).stdout == first.stdout
+    assert lk_help(env, "-h").stdout == first.stdout
+    # Click's own --help (--debug keeps the catalog out) prints the same text.
+    assert lk_help(env, "--debug", "--help").stdout == first.stdout
+
+
+def test_a_new_width_is_rendered_from_the_catalog(env: dict[str, str], sandbox: Path) -> None:
+    lk_help({**env, "COLUMNS": "120"})
+    narrow = {**env, "COLUMNS": "45"}
+    expected = lk_help(narrow, "--debug", "--help").stdout
+    assert lk_help(narrow).stdout == expected  # rendered from stand-ins, then kept
+    assert set(json.loads(cache_file(sandbox).read_text())["texts"]) == {"120", "45"}
+    assert lk_help(narrow).stdout == expected
 
 
 def test_cached_help_loads_no_plugin(env: dict[str, str], sandbox: Path, tmp_path: Path) -> None:
@@ -63,9 +73,10 @@ def test_cached_help_loads_no_plugin(env: dict[str, str], sandbox: Path, tmp_pat
     result = lk_help(env, modules_file=modules)
     assert result.returncode == 0, result.stderr
     loaded = set(modules.read_text().split())
-    for heavy in ("pluggy", "attrs", "lk_core.plugins", "lk_core.hookspecs", "fake_hypervisor"):
+    for heavy in ("click", "pluggy", "attrs", "lk_core.plugins", "lk_core.hookspecs"):
         assert heavy not in loaded, f"{heavy} was imported by a cached lk --help"
-    assert not any(name.startswith(("lk_qemu", "lk_templates", "lk_libvirt")) for name in loaded)
+    plugins = ("lk_qemu", "lk_templates", "lk_libvirt", "lk_hyperkit", "fake_hypervisor")
+    assert not any(name.startswith(plugins) for name in loaded)
 
 
 def _plugin(folder: Path, help_line: str) -> None:
@@ -149,9 +160,10 @@ def test_a_damaged_cache_is_ignored_and_replaced(
 def test_only_the_root_listing_uses_the_cache(env: dict[str, str], sandbox: Path) -> None:
     lk_help(env)
     data = json.loads(cache_file(sandbox).read_text())
-    for entry in data["commands"]:
-        if entry["name"] == "ps":
-            entry["help"] = entry["short_help"] = "Listed from the cache."
+    data["texts"] = {
+        width: text.replace("List containers", "Listed from the cache.")
+        for width, text in data["texts"].items()
+    }
     cache_file(sandbox).write_text(json.dumps(data))
     assert "Listed from the cache." in lk_help(env).stdout  # proves the cache is read
     ps_help = lk_help(env, "ps", "--help")

@@ -7,9 +7,12 @@ The public Python API. Names are imported lazily so that importing
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # imported on first use: pluggy is not needed by ``lk --help``
+TYPE_CHECKING = False  # typing is not imported for a cached ``lk --help``
+if TYPE_CHECKING:
+    from typing import Any
+
+    # imported on first use: pluggy is not needed by ``lk --help``
     from lk_core.hookspecs import hookimpl as hookimpl
 
 _EXPORTS = {

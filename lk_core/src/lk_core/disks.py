@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -284,6 +283,8 @@ def check_free_space(folder: Path, size: int, what: str) -> None:
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     try:
+        import shutil
+
         free = shutil.disk_usage(existing).free
     except OSError:
         return

@@ -1,167 +1,50 @@
-"""The ``lk`` command line: a Click group assembled from the loaded plugins.
+"""The ``lk`` command line.
 
-This module stays light (click only): each command imports what it needs when
-it runs, so ``lk --help`` and ``lk ps`` start fast.
+:func:`main` answers ``lk --help`` from the command catalog
+(:mod:`lk_core.cli.catalog`) when it holds, without importing Click or any
+plugin. Everything else runs the root Click group of
+:mod:`lk_core.cli.root`, assembled from the loaded plugins. ``cli``,
+``build_cli``, ``LkGroup`` and ``install_plugin_options`` are that module's,
+importable from here.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Sequence
 
-import click
+TYPE_CHECKING = False  # typing is not imported for a cached ``lk --help``
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
-from lk_core.errors import LkError
+    from lk_core.cli.root import LkGroup, build_cli, cli, install_plugin_options
 
-_debug = False
-
-
-def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
-        return
-    from lk_core.plugins import get_plugins
-    from lk_core.version import version_lines
-
-    for line in version_lines(get_plugins()):
-        click.echo(line)
-    ctx.exit(0)
+__all__ = ["LkGroup", "build_cli", "cli", "install_plugin_options", "main", "run"]
+_FROM_ROOT = ("cli", "build_cli", "LkGroup", "install_plugin_options")
 
 
-def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    global _debug
-    _debug = _debug or value
+def __getattr__(name: str) -> Any:
+    if name not in _FROM_ROOT:
+        raise AttributeError(f"module 'lk_core.cli' has no attribute {name!r}")
+    from lk_core.cli import root
 
-
-class LkGroup(click.Group):
-    """The root group: a command gets its plugin options only when it is invoked.
-
-    Declaring options asks every hypervisor for its own, which ``lk --help``
-    and commands that take none should not pay for.
-    """
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        """Find the subcommand, then add the options plugins give it."""
-        name, command, rest = super().resolve_command(ctx, args)
-        if name and command is not None:
-            install_plugin_options({name: command})
-        return name, command, rest
-
-
-def install_plugin_options(commands: dict[str, click.Command]) -> None:
-    """Add the loaded plugins' options to each of ``commands`` (by command name)."""
-    from lk_core.options import install_options
-    from lk_core.plugins import get_plugins
-
-    declared = get_plugins().options()
-    for name, command in commands.items():
-        install_options(name, command, declared)
-
-
-@click.group(
-    name="lk",
-    cls=LkGroup,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-@click.option(
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_print_version,
-    help="Show the version of lk and of every plugin, then exit.",
-)
-@click.option(
-    "--debug",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_set_debug,
-    help="Show full tracebacks on errors (also: LK_DEBUG=1).",
-)
-def cli() -> None:
-    """Run LinuxKit VM images as lightweight containers.
-
-    \b
-    Examples:
-      lk run -d --name web image.iso -p 8080:80
-      lk ps
-      lk logs -f web
-      lk exec web -- uname -a
-      lk stop web && lk rm web
-    """
-
-
-def build_cli(all_options: bool = False) -> click.Group:
-    """Return the root group with every plugin's commands added.
-
-    Plugin options are added to a command when it is invoked; with
-    ``all_options`` (documentation, introspection) to every command now.
-    """
-    from lk_core.plugins import get_plugins, report_failures
-
-    plugins = get_plugins()
-    if "_LK_COMPLETE" not in os.environ:  # no warnings in the middle of a Tab completion
-        report_failures(plugins)
-    plugins.add_commands(cli)
-    if all_options:
-        install_plugin_options(dict(cli.commands))
-    return cli
-
-
-def _group_for(args: list[str]) -> click.Group:
-    """The root group to run ``args`` with: for ``lk --help``, from the catalog if it holds.
-
-    A process whose plugins were set by hand (tests, embedding) always builds
-    the group from those plugins.
-    """
-    plugins_module = sys.modules.get("lk_core.plugins")
-    if args not in (["--help"], ["-h"]) or getattr(plugins_module, "_current", None) is not None:
-        return build_cli()
-    from lk_core.cli import catalog
-
-    commands = catalog.cached_commands()
-    if commands is not None:
-        return catalog.listing_group(cli, commands)
-    group = build_cli()
-    from lk_core.plugins import get_plugins
-
-    catalog.save(group, get_plugins())
-    return group
-
-
-def _fail(error: LkError) -> int:
-    click.echo(f"lk: error: {error}", err=True)
-    return error.exit_code
+    return getattr(root, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lk`` command line with ``argv`` and return its exit status."""
-    global _debug
     args = list(sys.argv[1:] if argv is None else argv)
-    _debug = os.environ.get("LK_DEBUG", "") not in ("", "0")
-    try:
-        group = _group_for(args)
-        result = group.main(args=args, prog_name="lk", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.Abort as exc:
-        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
-            return 130  # interrupted (Ctrl-C), like a shell
-        click.echo("Aborted.", err=True)
-        return 1
-    except LkError as exc:
-        if _debug:
-            raise
-        return _fail(exc)
-    except KeyboardInterrupt:
-        return 130
-    return result if isinstance(result, int) else 0
+    if args in (["--help"], ["-h"]) and "lk_core.plugins" not in sys.modules:
+        from lk_core.cli.catalog import cached_help
+
+        text = cached_help()
+        if text is not None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return 0
+    from lk_core.cli.root import run_command_line
+
+    return run_command_line(args)
 
 
 def run() -> None:

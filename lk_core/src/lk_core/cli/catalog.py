@@ -10,6 +10,9 @@ exactly those: ``sys.path`` with its folders' modification times (as
 each defining file. Checking it costs a few ``stat`` calls; on any difference
 ``lk --help`` loads the plugins as before and writes the cache again.
 
+The cache also keeps the rendered text for each terminal width it was asked
+for, so a cached ``lk --help`` imports neither Click nor any plugin; for a new
+width it is rendered by Click from stand-in commands that know only their help.
 Only the root listing (``lk --help``, ``lk -h``) uses it; every other command
 loads the plugins. A set of plugins where one failed to load is never cached,
 so its warning is printed every time.
@@ -20,17 +23,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import click
-
+TYPE_CHECKING = False  # typing is not imported for a cached ``lk --help``
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    import click
+
     from lk_core.plugins import Plugins
 
 CACHE_FILE = "commands.json"
 #: Bump when the layout of the cache changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+#: The most terminal widths whose text is kept.
+MAX_WIDTHS = 8
 #: The variables that choose which plugins load.
 SELECTION_VARIABLES = ("LK_PLUGINS", "LK_DISABLE_PLUGINS", "LK_PLUGIN_MODULES")
 
@@ -60,19 +67,62 @@ def _key(files: list[str]) -> dict[str, Any]:
     }
 
 
-def cached_commands(path: Path | None = None) -> list[dict[str, Any]] | None:
-    """The commands recorded by :func:`save` if nothing they depend on changed, else None."""
+def terminal_columns() -> int:
+    """The terminal's width in columns, found as :func:`shutil.get_terminal_size` does.
+
+    (Click renders help at that width; importing shutil here would cost more
+    than a cached ``lk --help`` does in all.)
+    """
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+def _load(path: Path | None = None) -> dict[str, Any] | None:
+    """The cache's content if nothing it depends on changed, else None."""
     try:
         data = json.loads((path or cache_path()).read_text(encoding="utf-8"))
         files = [str(name) for name, _mtime in data["key"]["files"]]
         if data["key"] != _key(files):
             return None
-        commands = data["commands"]
-        if not isinstance(commands, list) or not commands:
+        if not isinstance(data["commands"], list) or not data["commands"]:
             return None
-        return [dict(entry) for entry in commands]
+        if not isinstance(data["texts"], dict):
+            return None
+        return dict(data)
     except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def cached_commands(path: Path | None = None) -> list[dict[str, Any]] | None:
+    """The commands recorded by :func:`save` if nothing they depend on changed, else None."""
+    data = _load(path)
+    return None if data is None else [dict(entry) for entry in data["commands"]]
+
+
+def cached_help(path: Path | None = None) -> str | None:
+    """What ``lk --help`` prints, from the cache; None when the plugins must be loaded."""
+    data = _load(path)
+    if data is None:
+        return None
+    columns = str(terminal_columns())
+    text = data["texts"].get(columns)
+    if isinstance(text, str):
+        return text
+    from lk_core.cli.root import cli, help_text
+
+    text = help_text(listing_group(cli, data["commands"]))
+    texts = dict(list(data["texts"].items())[-(MAX_WIDTHS - 1) :])
+    texts[columns] = text
+    _write(path, {**data, "texts": texts})
+    return text
 
 
 def _defining_file(command: click.Command) -> str | None:
@@ -91,8 +141,11 @@ def _plugin_files(plugins: Plugins) -> set[str]:
     return files
 
 
-def save(group: click.Group, plugins: Plugins, path: Path | None = None) -> None:
-    """Record ``group``'s visible commands, unless a plugin failed to load."""
+def save(group: click.Group, plugins: Plugins, text: str, path: Path | None = None) -> None:
+    """Record ``group``'s visible commands and its help ``text``, unless a plugin failed.
+
+    ``text`` is what ``lk --help`` printed at the current terminal width.
+    """
     if plugins.failures:
         return
     files = _plugin_files(plugins)
@@ -112,9 +165,14 @@ def save(group: click.Group, plugins: Plugins, path: Path | None = None) -> None
                 "deprecated": command.deprecated,
             }
         )
+    texts = {str(terminal_columns()): text}
+    _write(path, {"key": _key(sorted(files)), "commands": commands, "texts": texts})
+
+
+def _write(path: Path | None, data: dict[str, Any]) -> None:
     from lk_core.entry_points import write_cache
 
-    write_cache(path or cache_path(), {"key": _key(sorted(files)), "commands": commands})
+    write_cache(path or cache_path(), data)
 
 
 def listing_group(root: click.Group, commands: list[dict[str, Any]]) -> click.Group:
@@ -122,6 +180,8 @@ def listing_group(root: click.Group, commands: list[dict[str, Any]]) -> click.Gr
 
     Its ``--help`` prints what ``root`` with the real commands prints.
     """
+    import click
+
     group = click.Group(
         name=root.name,
         help=root.help,
