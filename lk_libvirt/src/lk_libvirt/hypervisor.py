@@ -433,7 +433,7 @@ class LibvirtHypervisor(Hypervisor):
 
     # -- records -------------------------------------------------------------------
     def _list_host(self, entry: HostEntry, timeout: float) -> list[tuple[str, Container]]:
-        from lk_core.serialize import container_from_dict
+        from lk_core.records import container_from_dict
 
         from lk_libvirt.domains import domain_state, list_lk_domains
 
