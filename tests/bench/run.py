@@ -5,7 +5,8 @@
     python tests/bench/run.py --json out.json
 
 Groups:
-- cli:  ``lk --help``, ``lk plugins``, ``lk ps`` (200 records) vs ``python -c pass``
+- cli:  ``lk --help`` (cached catalog and without), ``lk plugins``, ``lk ps`` (200 and
+  1,000 records) vs ``python -c pass``
 - boot: time to the guest's ready line: ``lk run -d`` vs the reference tool's
         QEMU argv (repaired just enough to boot) vs the best hand-written argv
 - stop: ``lk stop`` vs the guest's own ACPI shutdown (QMP system_powerdown by hand)
@@ -226,17 +227,34 @@ class Bench:
         # PYTHONDONTWRITEBYTECODE stops Python from caching them): compile them first.
         sources = [str(ROOT / d / "src") for d in DISTRIBUTIONS if (ROOT / d / "src").is_dir()]
         subprocess.run([sys.executable, "-m", "compileall", "-q", *sources], check=False)
-        base, base_s = median_of(lambda: timed([sys.executable, "-c", "pass"]), runs)
-        self.add("cli", "python -c pass", base, "python -c pass", base, base_s)
+
+        def python_pass() -> float:
+            return timed([sys.executable, "-c", "pass"])
+
+        def measure(what: str, fn: Callable[[], float]) -> None:
+            """Alternate ``fn`` with ``python -c pass`` so both see the same machine."""
+            pairs = [(python_pass(), fn()) for _ in range(runs)]
+            base = statistics.median(p[0] for p in pairs)
+            value = statistics.median(p[1] for p in pairs)
+            self.add("cli", what, value, "python -c pass", base, [p[1] for p in pairs])
+
+        measure("python -c pass", python_pass)
         for args in (["--help"], ["plugins"], ["hypervisors"]):
-            value, samples = median_of(lambda a=args: timed(self.lk(*a), self.env), runs)
-            self.add("cli", f"lk {' '.join(args)}", value, "python -c pass", base, samples)
-        self._fill_state(200)
-        for args in (["ps"], ["ps", "-a"]):
-            value, samples = median_of(lambda a=args: timed(self.lk(*a), self.env), runs)
-            self.add(
-                "cli", f"lk {' '.join(args)} (200 records)", value, "python -c pass", base, samples
-            )
+            measure(f"lk {' '.join(args)}", lambda a=args: timed(self.lk(*a), self.env))
+        catalog = self.home / "cache" / "commands.json"
+
+        def help_without_catalog() -> float:
+            catalog.unlink(missing_ok=True)
+            return timed(self.lk("--help"), self.env)
+
+        measure("lk --help (no cached catalog)", help_without_catalog)
+        for count in (200, 1000):
+            self._fill_state(count)
+            for args in (["ps"], ["ps", "-a"]) if count == 200 else (["ps", "-a"],):
+                measure(
+                    f"lk {' '.join(args)} ({count:,} records)",
+                    lambda a=args: timed(self.lk(*a), self.env),
+                )
         (self.home / "containers.json").unlink()
 
     def _fill_state(self, count: int) -> None:
