@@ -104,7 +104,9 @@ def test_fails_when_the_code_signature_changes(page: str) -> None:
             Receives the root :class:`click.Group`; call ``cli.add_command(...)`` or
             decorate functions with ``@cli.command()``. Returns nothing. Every plugin
             is called. Keep imports inside the command functions so that ``lk --help``
-            stays fast.
+            stays fast, or add the command by where it lives with
+            ``lk_core.cli.root.add_lazy_command(cli, NAME, "module:attribute")``: its
+            module is then imported only when that command is used.
             """
         '''
     )

@@ -33,6 +33,14 @@ NEVER = (
     "lk_core.metadata",
     "lk_core.checkpoints",
     "lk_templates.render",
+    # other commands' modules: lk's commands are added lazily
+    "lk_core.cli.ssh",
+    "lk_core.cli.everyday",
+    "lk_core.cli.checkpoints",
+    "lk_core.cli.disks",
+    "lk_core.cli.info",
+    "lk_templates.cli",
+    "lk_libvirt.cli",
 )
 #: Needed only to ask a libvirt daemon, when one runs here.
 WITHOUT_A_DAEMON = ("libvirt", "lk_libvirt.connection", "xml.etree.ElementTree", "tempfile")

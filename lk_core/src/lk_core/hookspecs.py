@@ -93,7 +93,9 @@ def register_commands(cli: click.Group) -> None:
     Receives the root :class:`click.Group`; call ``cli.add_command(...)`` or
     decorate functions with ``@cli.command()``. Returns nothing. Every plugin
     is called. Keep imports inside the command functions so that ``lk --help``
-    stays fast.
+    stays fast, or add the command by where it lives with
+    ``lk_core.cli.root.add_lazy_command(cli, NAME, "module:attribute")``: its
+    module is then imported only when that command is used.
     """
 
 

@@ -53,7 +53,7 @@ def prepare_run(plugins: Plugins, request: RunRequest) -> RunRequest | None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    """Add ``lk host``."""
-    from lk_libvirt.cli import host_group
+    """Add ``lk host`` (imported when used)."""
+    from lk_core.cli.root import add_lazy_command
 
-    cli.add_command(host_group)
+    add_lazy_command(cli, "host", "lk_libvirt.cli:host_group")

@@ -43,10 +43,10 @@ def register_template_sources() -> list[TemplateSource]:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    """Add ``lk templates``."""
-    from lk_templates.cli import templates_group
+    """Add ``lk templates`` (imported when used)."""
+    from lk_core.cli.root import add_lazy_command
 
-    cli.add_command(templates_group)
+    add_lazy_command(cli, "templates", "lk_templates.cli:templates_group")
 
 
 @hookimpl

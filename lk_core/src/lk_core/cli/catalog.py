@@ -150,8 +150,11 @@ def save(group: click.Group, plugins: Plugins, text: str, path: Path | None = No
         return
     files = _plugin_files(plugins)
     commands = []
-    for name in sorted(group.commands):
-        command = group.commands[name]
+    from lk_core.cli.root import LkGroup
+
+    every = group.all_commands() if isinstance(group, LkGroup) else group.commands
+    for name in sorted(every):
+        command = every[name]
         if command.hidden:
             continue
         defined_in = _defining_file(command)

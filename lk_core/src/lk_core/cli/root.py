@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
-from lk_core.errors import LkError
+from lk_core.errors import LkError, PluginError
 
 _debug = False
 
@@ -34,11 +35,56 @@ def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> Non
 
 
 class LkGroup(click.Group):
-    """The root group: a command gets its plugin options only when it is invoked.
+    """The root group: commands imported when used, given their plugin options when invoked.
 
-    Declaring options asks every hypervisor for its own, which ``lk --help``
-    and commands that take none should not pay for.
+    :meth:`add_lazy_command` adds a command by where it is defined, so that
+    ``lk ps`` imports only the module of ``ps``. Declaring options asks every
+    hypervisor for its own, which ``lk --help`` and commands that take none
+    should not pay for.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Commands not imported yet: name -> ``"module:attribute"``.
+        self.lazy_commands: dict[str, str] = {}
+
+    def add_lazy_command(self, name: str, target: str) -> None:
+        """Add command ``name``: the Click command ``target`` (``"module:attribute"``).
+
+        The module is imported only when the command is used (or listed with
+        its help). Like :meth:`add_command`, it replaces a command of that name.
+        """
+        self.commands.pop(name, None)
+        self.lazy_commands[name] = target
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Add ``cmd`` (under ``name``), replacing a command of that name, lazy or not."""
+        super().add_command(cmd, name)
+        self.lazy_commands.pop(name or cmd.name or "", None)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, imported or not."""
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command ``cmd_name``, imported now if it was added lazily.
+
+        A command that cannot be imported is listed with the reason, and
+        running it fails with that reason in one line.
+        """
+        target = self.lazy_commands.pop(cmd_name, None)
+        if target is not None:
+            try:
+                self.commands[cmd_name] = _import_command(cmd_name, target)
+            except PluginError as exc:
+                self.commands[cmd_name] = _broken_command(cmd_name, exc)
+        return self.commands.get(cmd_name)
+
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command by name, importing those added lazily."""
+        for name in list(self.lazy_commands):
+            self.get_command(click.Context(self), name)
+        return dict(self.commands)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -48,6 +94,49 @@ class LkGroup(click.Group):
         if name and command is not None:
             install_plugin_options({name: command})
         return name, command, rest
+
+
+def add_lazy_command(cli: click.Group, name: str, target: str) -> None:
+    """Add command ``name``, the Click command at ``target`` (``"module:attribute"``), to ``cli``.
+
+    On lk's root group (what ``register_commands`` receives) the module is
+    imported only when the command is used; on any other Click group, now.
+    """
+    if isinstance(cli, LkGroup):
+        cli.add_lazy_command(name, target)
+    else:
+        cli.add_command(_import_command(name, target), name)
+
+
+def _broken_command(name: str, error: PluginError) -> click.Command:
+    """A stand-in for command ``name``, which could not be imported: it fails with ``error``."""
+
+    def fail() -> None:
+        raise error
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"(cannot be loaded: {error})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+def _import_command(name: str, target: str) -> click.Command:
+    """Import the Click command at ``target`` (``"module:attribute"``) for command ``name``."""
+    import importlib
+
+    module_name, _, attribute = target.partition(":")
+    try:
+        command = getattr(importlib.import_module(module_name), attribute)
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        raise PluginError(
+            f"command {name!r} cannot be loaded from {target}: {type(exc).__name__}: {text}"
+        ) from exc
+    if not isinstance(command, click.Command):
+        raise PluginError(f"command {name!r}: {target} is not a Click command")
+    return command
 
 
 def install_plugin_options(commands: dict[str, click.Command]) -> None:
@@ -107,7 +196,7 @@ def build_cli(all_options: bool = False) -> click.Group:
         report_failures(plugins)
     plugins.add_commands(cli)
     if all_options:
-        install_plugin_options(dict(cli.commands))
+        install_plugin_options(cli.all_commands())
     return cli
 
 
