@@ -5,11 +5,26 @@ and QEMU's guest-argv comparison (issue 13). Real saves and resumes: tests/e2e/t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from lk_core.checkpoints import SIDECAR, check_checkpoint_name, load_checkpoint, verify_checkpoint
+from lk_core.checkpoints import (
+    SIDECAR,
+    CheckpointError,
+    check_checkpoint_name,
+    create_checkpoint,
+    load_checkpoint,
+    verify_checkpoint,
+)
+from lk_core.disks import Disk
 from lk_core.errors import LkError, UsageError
+from lk_core.hookspecs import hookimpl
+from lk_core.hypervisor import Capability, Hypervisor
+from lk_core.manager import Manager
+from lk_core.model import Container, Status, VolumeMapping
+from lk_core.plugins import new_plugins
+from lk_core.vm import CheckpointInfo, VmState
 
 
 def test_a_hypervisor_without_checkpoints_refuses_in_one_line(run_lk, iso_image) -> None:
@@ -77,3 +92,90 @@ def test_guest_argv_masks_host_side_values_only() -> None:
     changed[changed.index("1024")] = "2048"
     assert guest_argv(changed) != guest_argv(argv("a", 1, False))
     assert "mac=02:00:00:00:00:01" in " ".join(guest_argv(changed))
+
+
+class Saver(Hypervisor):
+    """A hypervisor that can checkpoint and whose VMs always run; it must never be asked to."""
+
+    name = "saver"
+    capabilities = frozenset({Capability.CHECKPOINTS})
+
+    def __init__(self) -> None:
+        self.saves: list[str] = []
+
+    def state(self, container: Container) -> VmState:
+        return VmState(Status.RUNNING)
+
+    def save_checkpoint(self, container: Container, folder: Path, stop: bool) -> CheckpointInfo:
+        self.saves.append(container.id)
+        raise AssertionError("a refused checkpoint reached the hypervisor")
+
+
+@pytest.fixture
+def saver_manager(sandbox: Path) -> tuple[Manager, Saver]:
+    hv = Saver()
+
+    class Plugin:
+        @hookimpl
+        def register_hypervisors(self) -> list[Hypervisor]:
+            return [hv]
+
+    return Manager(new_plugins(extra=[("saver", Plugin())], entry_points=True)), hv
+
+
+def _running(manager: Manager, **fields: object) -> Container:
+    container = Container(
+        id="c0ffee00",
+        image="/images/x.qcow2",
+        format="qcow2",
+        hypervisor="saver",
+        status=Status.RUNNING,
+        **fields,  # type: ignore[arg-type]
+    )
+    with manager.store.transaction() as records:
+        records[container.id] = container
+    return container
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"volumes": [VolumeMapping("/srv", "/srv", tag="lk0")]},
+            "shares host folders (-v): a mounted 9p share cannot be saved",
+        ),
+        (
+            {
+                "disks": [
+                    Disk(role="boot", path="/r/b.qcow2", format="qcow2", serial="lk-b"),
+                    Disk(path="/d/data.qcow2", format="qcow2", serial="lk-data", name="data"),
+                ]
+            },
+            "has named disk data: a checkpoint's clones cannot share it",
+        ),
+        ({}, "runs its image in place (--in-place)"),
+    ],
+)
+def test_a_container_that_cannot_be_resumed_is_refused_before_saving(
+    saver_manager: tuple[Manager, Saver], sandbox: Path, fields: dict[str, object], message: str
+) -> None:
+    manager, hv = saver_manager
+    _running(manager, **fields)
+    with pytest.raises(CheckpointError, match=re.escape(message)) as caught:
+        create_checkpoint(manager, "c0ffee00", "c1")
+    assert "\n" not in str(caught.value)
+    assert hv.saves == []
+    assert not (sandbox / "checkpoints").exists() or not any((sandbox / "checkpoints").iterdir())
+
+
+def test_a_checkpoint_larger_than_the_free_space_is_refused_with_the_free_space(
+    saver_manager: tuple[Manager, Saver], sandbox: Path
+) -> None:
+    manager, hv = saver_manager
+    boot = Disk(role="boot", path=str(sandbox / "boot.qcow2"), format="qcow2", serial="lk-b")
+    _running(manager, disks=[boot], memory=1 << 40)  # a petabyte of RAM to save
+    with pytest.raises(UsageError, match=r"checkpoint c1 \(up to .*free") as caught:
+        create_checkpoint(manager, "c0ffee00", "c1")
+    assert "\n" not in str(caught.value)
+    assert hv.saves == []
+    assert not (sandbox / "checkpoints").exists() or not any((sandbox / "checkpoints").iterdir())
