@@ -168,3 +168,26 @@ def test_only_the_root_listing_uses_the_cache(env: dict[str, str], sandbox: Path
     assert "Listed from the cache." in lk_help(env).stdout  # proves the cache is read
     ps_help = lk_help(env, "ps", "--help")
     assert ps_help.returncode == 0 and "Listed from the cache." not in ps_help.stdout
+
+
+def test_cached_help_into_a_closed_or_abandoned_stdout_is_quiet(
+    env: dict[str, str], sandbox: Path
+) -> None:
+    lk_help(env)
+    code = "import sys; from lk_core.cli import main; raise SystemExit(main(['--help']))"
+    closed = subprocess.run(  # lk --help >&-
+        [sys.executable, "-c", code],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert closed.returncode == 0 and closed.stderr == b""
+    # a reader that went away before lk wrote (lk --help | true): Click's answer, no traceback
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 1
+    assert proc.stderr.read() == b""

@@ -39,12 +39,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         text = cached_help()
         if text is not None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            return 0
+            return _print(text)
     from lk_core.cli.root import run_command_line
 
     return run_command_line(args)
+
+
+def _print(text: str) -> int:
+    """Write ``text`` to stdout as Click would: nothing if it is closed; 1 if the reader left."""
+    if sys.stdout is None:
+        return 0
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # lk --help | head -1: the reader went away
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
+    return 0
 
 
 def run() -> None:
