@@ -31,7 +31,6 @@ libvirt 9.0, see LIBVIRT.md):
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import uuid as uuidlib
@@ -138,6 +137,8 @@ class DomainSpec:
 
 def stable_mac(seed: str) -> str:
     """A MAC address derived from ``seed``: unicast, locally administered (``02:...``)."""
+    import hashlib  # only when a domain is defined: not on lk ps
+
     digest = hashlib.sha256(b"lk-mac:" + seed.encode("utf-8")).digest()
     return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))
 
