@@ -146,11 +146,31 @@ def test_a_broken_plugin_is_reported_every_time_and_not_cached(
     assert not cache_file(sandbox).exists()
 
 
-@pytest.mark.parametrize("content", ["", "{", "[]", '{"key": 1, "commands": []}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "{",
+        "[]",
+        '{"key": 1, "commands": []}',
+        "COMMANDS=[[1]]",
+        'COMMANDS=[{"name": "ps", "help": 5}]',
+        'COMMANDS=[{"name": 5}]',
+        'COMMANDS=[{"name": "ps", "deprecated": {"a": 1}}]',
+        "TEXTS=[]",
+    ],
+)
 def test_a_damaged_cache_is_ignored_and_replaced(
     env: dict[str, str], sandbox: Path, content: str
 ) -> None:
     expected = lk_help(env).stdout
+    if content.startswith(("COMMANDS=", "TEXTS=")):  # a valid key, a damaged body
+        data = json.loads(cache_file(sandbox).read_text())
+        field, _, value = content.partition("=")
+        data[field.lower()] = json.loads(value)
+        if field == "COMMANDS":
+            data["texts"] = {}  # so that lk must render from the entries
+        content = json.dumps(data)
     cache_file(sandbox).write_text(content)
     result = lk_help(env)
     assert result.returncode == 0 and result.stdout == expected

@@ -92,13 +92,24 @@ def _load(path: Path | None = None) -> dict[str, Any] | None:
         files = [str(name) for name, _mtime in data["key"]["files"]]
         if data["key"] != _key(files):
             return None
-        if not isinstance(data["commands"], list) or not data["commands"]:
+        commands, texts = data["commands"], data["texts"]
+        if not isinstance(commands, list) or not commands or not isinstance(texts, dict):
             return None
-        if not isinstance(data["texts"], dict):
+        if not all(_well_formed(entry) for entry in commands):
             return None
         return dict(data)
     except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def _well_formed(entry: object) -> bool:
+    """Whether ``entry`` is a command as :func:`save` writes it."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and all(isinstance(entry.get(k), (str, type(None))) for k in ("help", "short_help"))
+        and isinstance(entry.get("deprecated", False), (bool, str))
+    )
 
 
 def cached_commands(path: Path | None = None) -> list[dict[str, Any]] | None:
