@@ -108,6 +108,12 @@ def test_local_lifecycle(system_conn: Any, test_iso: Path, home: Path) -> None:
         errors="replace",
     )
     time.sleep(2)  # let it attach before the guest shuts down
+    # The console admits one client at a time (docs/many-hosts.md): a second follower
+    # fails in one line, and the log without -f still reads.
+    second = one_line_error(lk(home, "logs", "-f", "web", timeout=60))
+    assert "the console of web is in use by another client" in second, second
+    assert ok(lk(home, "logs", "web")).strip()
+    assert follower.poll() is None, "the first follower ended when a second one was refused"
     started = time.monotonic()
     ok(lk(home, "stop", "-t", "30", "web"))
     stop_time = time.monotonic() - started
