@@ -1,7 +1,8 @@
 """Real VMs under QEMU: checkpoints and warm starts (issue 13).
 
-Two cold boots in all (a qcow2 container with a data disk, then an ISO for
-``--warm``), four resumes and one resume QEMU refuses; at most two VMs at once.
+Three cold boots in all (a qcow2 container with a data disk, an ISO for
+``--warm``, an ISO saved with ``--stop``), five resumes and one resume QEMU
+refuses; at most two VMs at once.
 The test image runs from its initramfs, so a file written in ``/root`` lives
 in RAM: it survives only through the saved RAM.
 """
@@ -153,3 +154,19 @@ def test_warm_start(run_lk, qemu_env, test_image_dir):
     assert run_lk("checkpoint", "prune", check=True).stdout.strip() == ""  # in use
     run_lk("rm", "-f", first, second, check=True)
     assert run_lk("checkpoint", "prune", check=True).stdout.strip() == listed[0]["name"]
+
+
+def test_checkpoint_with_stop_powers_the_source_off(run_lk, qemu_env, test_image_dir):
+    """``create --stop``: the source ends as a requested stop, and the checkpoint resumes."""
+    src = boot(run_lk, "--name", "src", str(test_image_dir / "lk-test.iso"))
+    sh(run_lk, "src", "echo kept > /root/marker")
+    created = run_lk("checkpoint", "create", "src", "c2", "--stop", check=True, timeout=120)
+    assert created.stdout.strip() == "c2"
+    info = json.loads(run_lk("inspect", "src", check=True).stdout)
+    assert (info["status"], info["exit_code"]) == ("stopped", 0), info
+    assert run_lk("ps", "-q", check=True).stdout.split() == []  # nothing runs any more
+    assert json.loads(run_lk("checkpoint", "inspect", "c2", check=True).stdout)["stopped"] is True
+    resumed = boot(run_lk, "--from-checkpoint", "c2")
+    assert sh(run_lk, resumed, "cat /root/marker").strip() == "kept"
+    run_lk("rm", "-f", resumed, src, check=True)
+    run_lk("checkpoint", "rm", "c2", check=True)
