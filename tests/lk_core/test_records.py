@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lk_core.disks import Disk
 from lk_core.model import Container, PortMapping, Protocol, Status, VolumeMapping
 
@@ -115,8 +117,9 @@ UNUSUAL: list[dict[str, Any]] = [
 
 
 def _outcome(read: Any, data: dict[str, Any]) -> Any:
+    """What reading ``data`` gives: the container's repr (so True is not 1), or the error type."""
     try:
-        return read(copy.deepcopy(data))
+        return repr(read(copy.deepcopy(data)))
     except Exception as exc:  # the same failure is the same outcome
         return type(exc)
 
@@ -151,3 +154,67 @@ def test_a_field_type_it_cannot_read_is_refused_when_the_reader_is_built() -> No
 
     with pytest.raises(TypeError, match="cannot read a field of type"):
         records._readers(Odd)
+
+
+# -- any record: both readers agree ------------------------------------------------------
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.floats(allow_nan=False),
+    st.text(max_size=6),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_port = st.fixed_dictionaries(
+    {"host_port": st.integers(1, 65535), "guest_port": st.integers(1, 65535)},
+    optional={
+        "host_ip": st.sampled_from(["127.0.0.1", "0.0.0.0"]),
+        "protocol": st.sampled_from(["tcp", "udp"]),
+    },
+)
+#: Each field as lk writes it.
+_valid = {
+    "name": st.text(max_size=6),
+    "status": st.sampled_from([s.value for s in Status]),
+    "pid": st.integers(0, 99999),
+    "memory": st.integers(64, 4096),
+    "exit_code": st.one_of(st.none(), st.integers(-1, 255)),
+    "auto_remove": st.booleans(),
+    "ports": st.lists(_port, max_size=2),
+    "command": st.lists(st.text(max_size=4), max_size=3),
+    "plugin_options": st.dictionaries(
+        st.text(max_size=4), st.dictionaries(st.text(max_size=4), _values, max_size=2), max_size=2
+    ),
+    "disks": st.lists(
+        st.fixed_dictionaries(
+            {"role": st.sampled_from(["boot", "data"])}, optional={"size": st.integers(0, 9)}
+        ),
+        max_size=2,
+    ),
+}
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> dict[str, Any]:
+    """A record as lk writes it, often with one field (or an unknown one) of any value."""
+    record: dict[str, Any] = {"id": draw(st.text(min_size=1, max_size=8)), "image": "/x"}
+    for key, strategy in _valid.items():
+        if draw(st.booleans()):
+            record[key] = draw(strategy)
+    if draw(st.booleans()):
+        record[draw(st.sampled_from([*_valid, "id", "future"]))] = draw(_values)
+    return record
+
+
+@settings(max_examples=400, deadline=None)
+@given(_records())
+def test_both_readers_agree_on_any_record(data: dict[str, Any]) -> None:
+    expected = _outcome(serialize.container_from_dict, data)
+    assert _outcome(records.container_from_dict, data) == expected
+    assert _outcome(records.fast_container_from_dict, data) in (records.Unusual, expected)
