@@ -689,15 +689,12 @@ def _resume_spec(
 # -- warm starts ------------------------------------------------------------------------
 def _content_hash(path: Path) -> str:
     """SHA-256 of ``path``, computed once per (path, size, mtime, inode) and cached."""
+    from lk_core.cache_files import read_cache, write_cache
+
     info = path.stat()
     key = f"{path.absolute()}:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
     cache = default_state_dir() / "cache" / "image-hashes.json"
-    try:
-        known = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    if not isinstance(known, dict):
-        known = {}
+    known = read_cache(cache)
     if isinstance(known.get(key), str):
         return str(known[key])
     digest = hashlib.sha256()
@@ -706,11 +703,7 @@ def _content_hash(path: Path) -> str:
             digest.update(block)
     known = {k: v for k, v in known.items() if not k.startswith(f"{path.absolute()}:")}
     known[key] = digest.hexdigest()
-    with contextlib.suppress(OSError):
-        ensure_private_dir(cache.parent)
-        partial = cache.with_name(f".{cache.name}.{os.getpid()}")
-        partial.write_text(json.dumps(known, indent=1), encoding="utf-8")
-        os.replace(partial, cache)
+    write_cache(cache, known)
     return digest.hexdigest()
 
 

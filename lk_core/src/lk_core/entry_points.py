@@ -12,7 +12,6 @@ needs a rebuild.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -97,27 +96,16 @@ def entry_points_of(group: str, path: Path | None = None) -> list[EntryPointInfo
 
     A cache that cannot be read or written is ignored (the scan is the truth).
     """
+    from lk_core.cache_files import read_cache, write_cache
+
     path = path or cache_path()
     key = {"format": CACHE_FORMAT, "group": group, "path": path_key()}
-    try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
-        if cached.get("key") == key:
+    cached = read_cache(path)
+    if cached.get("key") == key:
+        try:
             return [EntryPointInfo(*entry) for entry in cached["entry_points"]]
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
+        except (TypeError, KeyError):
+            pass
     found = scan(group)
     write_cache(path, {"key": key, "entry_points": [list(ep) for ep in found]})
     return found
-
-
-def write_cache(path: Path, data: dict[str, Any]) -> None:
-    """Replace the cache file atomically; give up quietly if lk cannot write there."""
-    from lk_core.paths import ensure_private_dir
-
-    try:
-        ensure_private_dir(path.parent)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(temp, path)
-    except OSError:
-        pass

@@ -35,7 +35,6 @@ and disk paths, host forwards, the VM's name) must equal the source's.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -129,18 +128,15 @@ def binary_identity(binary: str, machine_alias: str, cache_dir: Path) -> dict[st
     Two short subprocesses the first time; then a JSON cache keyed by the
     binary's path, size and modification time, so a resume pays a ``stat``.
     """
+    from lk_core.cache_files import read_cache, write_cache
+
     try:
         info = os.stat(binary)
     except OSError as error:
         raise HypervisorError(f"cannot read {binary}: {error.strerror or error}") from None
     key = f"{os.path.realpath(binary)}:{info.st_size}:{info.st_mtime_ns}:{machine_alias}"
     cache = cache_dir / "qemu-identity.json"
-    try:
-        known = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    if not isinstance(known, dict):
-        known = {}
+    known = read_cache(cache)
     found = known.get(key)
     if isinstance(found, dict) and found.get("version") and found.get("machine"):
         return {"version": str(found["version"]), "machine": str(found["machine"])}
@@ -161,13 +157,7 @@ def binary_identity(binary: str, machine_alias: str, cache_dir: Path) -> dict[st
     if not identity["version"]:
         raise HypervisorError(f"cannot tell the version of {binary}")
     known[key] = identity
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(f".{cache.name}.{os.getpid()}")
-        partial.write_text(json.dumps(known, indent=1), encoding="utf-8")
-        os.replace(partial, cache)
-    except OSError:
-        pass  # asked again next time
+    write_cache(cache, known)  # if it cannot be written, QEMU is asked again next time
     return identity
 
 

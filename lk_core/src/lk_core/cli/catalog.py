@@ -20,7 +20,6 @@ so its warning is printed every time.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -87,8 +86,10 @@ def terminal_columns() -> int:
 
 def _load(path: Path | None = None) -> dict[str, Any] | None:
     """The cache's content if nothing it depends on changed, else None."""
+    from lk_core.cache_files import read_cache
+
+    data = read_cache(path or cache_path())
     try:
-        data = json.loads((path or cache_path()).read_text(encoding="utf-8"))
         files = [str(name) for name, _mtime in data["key"]["files"]]
         if data["key"] != _key(files):
             return None
@@ -98,7 +99,7 @@ def _load(path: Path | None = None) -> dict[str, Any] | None:
         if not all(_well_formed(entry) for entry in commands):
             return None
         return dict(data)
-    except (OSError, ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError):
         return None
 
 
@@ -184,7 +185,7 @@ def save(group: click.Group, plugins: Plugins, text: str, path: Path | None = No
 
 
 def _write(path: Path | None, data: dict[str, Any]) -> None:
-    from lk_core.entry_points import write_cache
+    from lk_core.cache_files import write_cache
 
     write_cache(path or cache_path(), data)
 
