@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from lk_core.cli.root import LkGroup, build_cli, cli, install_plugin_options
 
-__all__ = ["LkGroup", "build_cli", "cli", "install_plugin_options", "main", "run"]
+__all__ = ["LkGroup", "build_cli", "cli", "install_plugin_options", "main", "plugins_given", "run"]
 _FROM_ROOT = ("cli", "build_cli", "LkGroup", "install_plugin_options")
 
 
@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lk`` command line with ``argv`` and return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args in (["--help"], ["-h"]) and "lk_core.plugins" not in sys.modules:
+    if args in (["--help"], ["-h"]) and not plugins_given():
         from lk_core.cli.catalog import cached_help
 
         text = cached_help()
@@ -43,6 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lk_core.cli.root import run_command_line
 
     return run_command_line(args)
+
+
+def plugins_given() -> bool:
+    """Whether this process already has its plugins (loaded earlier or set by hand).
+
+    Then ``lk --help`` lists those plugins' commands, not the cached list.
+    """
+    plugins_module = sys.modules.get("lk_core.plugins")
+    return getattr(plugins_module, "_current", None) is not None
 
 
 def _print(text: str) -> int:

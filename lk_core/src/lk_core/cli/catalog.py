@@ -113,12 +113,6 @@ def _well_formed(entry: object) -> bool:
     )
 
 
-def cached_commands(path: Path | None = None) -> list[dict[str, Any]] | None:
-    """The commands recorded by :func:`save` if nothing they depend on changed, else None."""
-    data = _load(path)
-    return None if data is None else [dict(entry) for entry in data["commands"]]
-
-
 def cached_help(path: Path | None = None) -> str | None:
     """What ``lk --help`` prints, from the cache; None when the plugins must be loaded."""
     data = _load(path)

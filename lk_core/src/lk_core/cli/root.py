@@ -8,7 +8,6 @@ everything but a cached ``lk --help``.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import click
@@ -216,12 +215,6 @@ def root_help(save: bool) -> str:
     return text
 
 
-def plugins_given() -> bool:
-    """Whether this process already has its plugins (loaded earlier or set by hand)."""
-    plugins_module = sys.modules.get("lk_core.plugins")
-    return getattr(plugins_module, "_current", None) is not None
-
-
 def help_text(group: click.Group) -> str:
     """The help ``group`` prints for ``--help`` (with its final newline)."""
     ctx = click.Context(group, info_name=group.name, **group.context_settings)
@@ -239,6 +232,8 @@ def run_command_line(args: list[str]) -> int:
     _debug = os.environ.get("LK_DEBUG", "") not in ("", "0")
     try:
         if args in (["--help"], ["-h"]):
+            from lk_core.cli import plugins_given
+
             click.echo(root_help(save=not plugins_given()), nl=False)
             return 0
         group = build_cli()
