@@ -226,6 +226,3 @@ def _write_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise LkError(f"cannot write {path}: {error.strerror or error}") from error
-
-
-COMMANDS: tuple[click.Command, ...] = (templates_group,)

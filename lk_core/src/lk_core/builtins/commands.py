@@ -1,9 +1,9 @@
 """Built-in plugin: lk's own commands (run, ps, stop, logs, rm, inspect, plugins...).
 
 They are added lazily (:func:`lk_core.cli.root.add_lazy_command`):
-``lk ps`` imports the module of ``ps`` and no other. Each module lists its
-commands in ``COMMANDS`` (and ``ALIASES``); ``CORE_COMMANDS`` says where each
-name lives, and a test holds the two to the same set.
+``lk ps`` imports the module of ``ps`` and no other. ``CORE_COMMANDS`` says
+where each name lives; a test checks that it names every command the
+``lk_core.cli`` modules define.
 """
 
 from __future__ import annotations

@@ -197,6 +197,3 @@ def _follow(manager: Manager, container: Container) -> int:
         click.echo(f"lk: {final.display_name}: {final.status_reason}", err=True)
         return final.exit_code or 1
     return 0
-
-
-COMMANDS: tuple[click.Command, ...] = (checkpoint_group,)

@@ -174,6 +174,3 @@ def completion_command(shell: str) -> None:
     such as lk-templates' template names).
     """
     click.echo(completion_script(shell), nl=False)
-
-
-COMMANDS: tuple[click.Command, ...] = (completion_command,)

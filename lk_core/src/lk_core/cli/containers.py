@@ -370,13 +370,3 @@ def rm_command(refs: tuple[str, ...], force: bool) -> None:
 def inspect_command(ref: str) -> None:
     """Show everything lk knows about a container, as JSON."""
     click.echo(json.dumps(_manager().inspect(ref), indent=2))
-
-
-COMMANDS: tuple[click.Command, ...] = (
-    run_command,
-    ps_command,
-    stop_command,
-    logs_command,
-    rm_command,
-    inspect_command,
-)

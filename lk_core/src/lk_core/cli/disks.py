@@ -145,6 +145,3 @@ def disk_rm_command(names: tuple[str, ...]) -> None:
     for name in names:
         remove_named_disk(name, records)
         click.echo(name)
-
-
-COMMANDS: tuple[click.Command, ...] = (commit_command, disk_group)

@@ -241,15 +241,3 @@ def stats_command(refs: tuple[str, ...], no_stream: bool, fmt: str) -> int:
             time.sleep(2.0)
     except KeyboardInterrupt:
         return 0
-
-
-COMMANDS: tuple[click.Command, ...] = (
-    attach_command,
-    start_command,
-    restart_command,
-    prune_command,
-    stats_command,
-)
-
-#: Other names of commands: ``lk console`` is ``lk attach``.
-ALIASES: dict[str, click.Command] = {"console": attach_command}

@@ -98,6 +98,3 @@ def version_command() -> None:
 
     for line in version_lines(get_plugins()):
         click.echo(line)
-
-
-COMMANDS: tuple[click.Command, ...] = (plugins_command, hypervisors_command, version_command)

@@ -156,12 +156,3 @@ def port_forward_command(ref: str, ports: str) -> None:
 
     manager = Manager()
     forward_port(manager.get(ref), local, guest, ready, plugins=manager.plugins)
-
-
-COMMANDS: tuple[click.Command, ...] = (
-    wait_command,
-    exec_command,
-    shell_command,
-    cp_command,
-    port_forward_command,
-)
