@@ -17,6 +17,8 @@ from lk_core.cli.completion import (
     complete_hypervisors,
     complete_refs,
 )
+from lk_core.cli.options import stop_timeout_option
+from lk_core.cli.outcome import report_errors
 
 if TYPE_CHECKING:
     from lk_core.manager import Manager
@@ -293,15 +295,7 @@ def _emit(data: Any, fmt: str) -> None:
 @click.argument(
     "refs", nargs=-1, required=True, metavar="REF...", shell_complete=complete_active_refs
 )
-@click.option(
-    "-t",
-    "--time",
-    "timeout",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds to wait for a graceful shutdown before forcing.",
-)
+@stop_timeout_option
 @click.option("-f", "--force", is_flag=True, help="Power off at once, without ACPI shutdown.")
 def stop_command(refs: tuple[str, ...], timeout: float, force: bool) -> int:
     """Stop containers: ACPI power-off, then force after --time seconds."""
@@ -331,9 +325,7 @@ def stop_command(refs: tuple[str, ...], timeout: float, force: bool) -> int:
                 click.echo(future.result().display_name)
             except LkError as error:
                 errors.append(error)
-    for failure in errors:
-        click.echo(f"lk: error: {failure.message}", err=True)
-    return max((failure.exit_code for failure in errors), default=0)
+    return report_errors(errors)
 
 
 @click.command("logs")

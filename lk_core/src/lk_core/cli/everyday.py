@@ -9,9 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from lk_core.cli.completion import complete_active_refs, complete_refs
+from lk_core.cli.options import stop_timeout_option
+from lk_core.cli.outcome import report_errors
 from lk_core.errors import LkError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lk_core.manager import Manager
     from lk_core.model import Container
 
@@ -69,13 +73,6 @@ def attach_command(ref: str, detach_keys: str) -> int:
     return 0
 
 
-def _report(errors: list[LkError]) -> int:
-    """Print each error; the exit status is the highest of their codes (0 if none)."""
-    for error in errors:
-        click.echo(f"lk: error: {error.message}", err=True)
-    return max((error.exit_code for error in errors), default=0)
-
-
 @click.command("start")
 @click.argument("refs", nargs=-1, required=True, metavar="REF...", shell_complete=complete_refs)
 def start_command(refs: tuple[str, ...]) -> int:
@@ -85,37 +82,31 @@ def start_command(refs: tuple[str, ...]) -> int:
     ones; the console log is kept and appended to. A new SSH port is chosen
     if the old one is taken now.
     """
-    from lk_core.restarting import restart_ports_note
-
-    manager = _manager()
-    errors: list[LkError] = []
-    for ref in refs:
-        try:
-            before = manager.get(ref)
-            after = manager.start(before.id)
-        except LkError as error:
-            errors.append(error)
-            continue
-        note = restart_ports_note(before, after)
-        if note:
-            click.echo(f"lk: {note}", err=True)
-        click.echo(after.display_name)
-    return _report(errors)
+    return _boot_each(refs)
 
 
 @click.command("restart")
 @click.argument("refs", nargs=-1, required=True, metavar="REF...", shell_complete=complete_refs)
-@click.option(
-    "-t",
-    "--time",
-    "timeout",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds to wait for a graceful shutdown before forcing.",
-)
+@stop_timeout_option
 def restart_command(refs: tuple[str, ...], timeout: float) -> int:
     """Stop containers (ACPI, forced after --time) and boot them again with their options."""
+
+    def stop_first(manager: Manager, before: Container) -> None:
+        if before.auto_remove:
+            raise LkError(
+                f"container {before.display_name} was run with --rm: "
+                "it would be removed when it stops"
+            )
+        if before.is_active:
+            manager.stop(before.id, timeout=timeout)
+
+    return _boot_each(refs, stop_first)
+
+
+def _boot_each(
+    refs: tuple[str, ...], before_start: Callable[[Manager, Container], None] | None = None
+) -> int:
+    """Start each container again (after ``before_start``); an error stops only its own."""
     from lk_core.restarting import restart_ports_note
 
     manager = _manager()
@@ -123,13 +114,8 @@ def restart_command(refs: tuple[str, ...], timeout: float) -> int:
     for ref in refs:
         try:
             before = manager.get(ref)
-            if before.auto_remove:
-                raise LkError(
-                    f"container {before.display_name} was run with --rm: "
-                    "it would be removed when it stops"
-                )
-            if before.is_active:
-                manager.stop(before.id, timeout=timeout)
+            if before_start is not None:
+                before_start(manager, before)
             after = manager.start(before.id)
         except LkError as error:
             errors.append(error)
@@ -138,7 +124,7 @@ def restart_command(refs: tuple[str, ...], timeout: float) -> int:
         if note:
             click.echo(f"lk: {note}", err=True)
         click.echo(after.display_name)
-    return _report(errors)
+    return report_errors(errors)
 
 
 def _disk_usage(path: Path) -> int:

@@ -27,3 +27,16 @@ def format_options(function: _F) -> _F:
         help="Output format.",
     )(function)
     return function
+
+
+def stop_timeout_option(function: _F) -> _F:
+    """Add ``-t/--time SECONDS``: how long a graceful (ACPI) stop may take before forcing."""
+    return click.option(
+        "-t",
+        "--time",
+        "timeout",
+        default=10.0,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        help="Seconds to wait for a graceful shutdown before forcing.",
+    )(function)
