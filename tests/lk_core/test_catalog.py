@@ -10,28 +10,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-LOADED = (
-    "import atexit, sys; "
-    "atexit.register(lambda: open({out!r}, 'w').write(' '.join(sorted(sys.modules))))"
-)
+from cli_support import run_lk_recording
 
 
 def lk_help(
     env: dict[str, str], *args: str, modules_file: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``lk --help`` (or ``args``) as users do; optionally record the modules it loaded."""
-    prelude = LOADED.format(out=str(modules_file)) + "; " if modules_file else ""
-    code = (
-        prelude + "import sys; from lk_core.cli import main; raise SystemExit(main(sys.argv[1:]))"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code, *(args or ("--help",))],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    return run_lk_recording(args or ("--help",), env, modules_file)
 
 
 @pytest.fixture

@@ -15,27 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from cli_support import state, wait_for
 
 RUN = ("run", "-d", "--hypervisor", "fake")
 RUN_CONSOLE = ("run", "-d", "--hypervisor", "fake-console")
-
-
-def state(home: Path) -> dict:
-    path = home / "containers.json"
-    return json.loads(path.read_text())["containers"] if path.exists() else {}
-
-
-def wait_for(condition, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 def start(run_lk, image, *extra, run=RUN, env=None) -> str:

@@ -15,27 +15,12 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from cli_support import state, wait_for
 from lk_core.process import is_same_process, start_token
 
 RUN = ("run", "-d", "--hypervisor", "fake")
-
-
-def state(home: Path) -> dict:
-    path = home / "containers.json"
-    return json.loads(path.read_text())["containers"] if path.exists() else {}
-
-
-def wait_for(condition, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 def start(run_lk, image, *extra, env=None) -> str:

@@ -7,27 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_support import FakeTerminal
 from lk_core.progress import ProgressLine, folder_bytes, watching_bytes
 
 
-class _Stream:
-    def __init__(self, tty: bool) -> None:
-        self.tty = tty
-        self.text = ""
-
-    def isatty(self) -> bool:
-        return self.tty
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 def test_the_line_is_redrawn_and_erased_on_a_terminal() -> None:
-    stream = _Stream(True)
+    stream = FakeTerminal(True)
     line = ProgressLine(stream)  # type: ignore[arg-type]
     line.show("one")
     line.show("two")
@@ -37,7 +22,7 @@ def test_the_line_is_redrawn_and_erased_on_a_terminal() -> None:
 
 @pytest.mark.parametrize(("tty", "enabled"), [(False, True), (True, False)])
 def test_nothing_is_written_off_a_terminal_or_when_disabled(tty: bool, enabled: bool) -> None:
-    stream = _Stream(tty)
+    stream = FakeTerminal(tty)
     line = ProgressLine(stream, enabled=enabled)  # type: ignore[arg-type]
     line.show("x")
     line.clear()
@@ -55,7 +40,7 @@ def test_folder_bytes_counts_files_below(tmp_path: Path) -> None:
 def test_watching_bytes_shows_what_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stream = _Stream(True)
+    stream = FakeTerminal(True)
     monkeypatch.setattr(sys, "stderr", stream)
     with watching_bytes(tmp_path, "saving checkpoint c1"):
         (tmp_path / "state").write_bytes(b"\0" * 3_000_000)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_support import run_lk_recording
 from lk_libvirt.hosts import SYSTEM_SOCKETS
 
 #: Never needed to list containers.
@@ -59,15 +58,8 @@ RECORD = {
 
 def imported_by(args: list[str], tmp_path: Path) -> set[str]:
     out = tmp_path / "modules.txt"
-    code = (
-        "import atexit, sys; "
-        f"atexit.register(lambda: open({str(out)!r}, 'w').write(' '.join(sys.modules))); "
-        "from lk_core.cli import main; raise SystemExit(main(sys.argv[1:]))"
-    )
     for _ in range(2):  # the first run fills the entry-point cache
-        result = subprocess.run(
-            [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
-        )
+        result = run_lk_recording(args, modules_file=out)
         assert result.returncode == 0, result.stderr
     return set(out.read_text().split())
 

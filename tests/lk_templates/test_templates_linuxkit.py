@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_support import FakeTerminal
 from lk_core.formats import KERNEL_INITRD, detect_builtin, find_kernel_initrd
 from lk_templates.linuxkit import (
     LinuxKitError,
@@ -349,29 +350,11 @@ def test_fake_linuxkit_checks_its_arguments(tmp_path: Path) -> None:
     assert detect_builtin(tmp_path / "n.iso") == "iso"
 
 
-class _Terminal:
-    """A stand-in for stderr that says it is a terminal and records what is written."""
-
-    def __init__(self, tty: bool = True) -> None:
-        self.tty = tty
-        self.text = ""
-
-    def isatty(self) -> bool:
-        return self.tty
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("tty", [True, False])
 def test_a_build_shows_linuxkit_progress_only_on_a_terminal(
     fake_linuxkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tty: bool
 ) -> None:
-    terminal = _Terminal(tty)
+    terminal = FakeTerminal(tty)
     monkeypatch.setattr(sys, "stderr", terminal)
     image = build_image(YAML, QEMU, tmp_path / "cache", progress=True)
     assert image.is_file()
@@ -388,7 +371,7 @@ def test_a_build_shows_linuxkit_progress_only_on_a_terminal(
 def test_no_progress_unless_asked(
     fake_linuxkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    terminal = _Terminal(True)
+    terminal = FakeTerminal(True)
     monkeypatch.setattr(sys, "stderr", terminal)
     build_image(YAML, QEMU, tmp_path / "cache")
     assert terminal.text == ""
@@ -397,7 +380,7 @@ def test_no_progress_unless_asked(
 def test_a_failing_build_with_progress_is_one_line(
     fake_linuxkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sys, "stderr", _Terminal(True))
+    monkeypatch.setattr(sys, "stderr", FakeTerminal(True))
     monkeypatch.setenv("FAKE_LINUXKIT_FAIL", "pull access denied for linuxkit/kernel")
     with pytest.raises(LinuxKitError, match="pull access denied"):
         build_image(YAML, QEMU, tmp_path / "cache", progress=True)
