@@ -197,3 +197,12 @@ def test_cached_help_into_a_closed_or_abandoned_stdout_is_quiet(
     proc.stdout.close()
     assert proc.wait(timeout=60) == 1
     assert proc.stderr.read() == b""
+
+
+def test_the_root_groups_own_file_is_part_of_the_key(env: dict[str, str], sandbox: Path) -> None:
+    """The cached text holds the root group's help and options: editing them must show."""
+    import lk_core.cli.root
+
+    lk_help(env)
+    files = [name for name, _mtime in json.loads(cache_file(sandbox).read_text())["key"]["files"]]
+    assert lk_core.cli.root.__file__ in files

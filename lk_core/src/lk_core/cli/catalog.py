@@ -152,12 +152,15 @@ def save(group: click.Group, plugins: Plugins, text: str, path: Path | None = No
 
     ``text`` is what ``lk --help`` printed at the current terminal width.
     """
+    from lk_core.cli.root import LkGroup
+
     if plugins.failures:
         return
     files = _plugin_files(plugins)
+    root_file = _defining_file(group)  # the text holds the root group's own help and options
+    if root_file:
+        files.add(root_file)
     commands = []
-    from lk_core.cli.root import LkGroup
-
     every = group.all_commands() if isinstance(group, LkGroup) else group.commands
     for name in sorted(every):
         command = every[name]
