@@ -263,6 +263,36 @@ def test_foreground_run_streams_console_and_a_signal_stops_gracefully(sandbox, i
     assert not is_same_process(record["pid"], record["pid_started"])
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_foreground_run_stops_on_a_signal_the_kernel_gives_to_another_thread(
+    sandbox, iso_image, sig
+):
+    """A signal sent to the process may land on any of its threads; Python runs handlers
+    only in the main thread. ``kill(TID)`` of a helper thread makes the kernel pick that
+    thread, as it may on its own: the foreground run must still stop at once."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lk_core", "run", "--hypervisor", "fake", str(iso_image)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if "lk-test: ready" in line:
+                break
+        helpers = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+        assert helpers, "the foreground run streams the console from a helper thread"
+        os.kill(helpers[0], sig)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "lk-test: shutting down" in rest
+    (record,) = state(sandbox).values()
+    assert record["status"] == "stopped"
+
+
 def test_wait_reports_a_vm_that_dies_while_booting(run_lk, sandbox, iso_image):
     result = run_lk(
         *RUN, "--wait", str(iso_image), env={"FAKE_VM_ARGS": "--exit-after 0.5 --exit-code 4"}

@@ -411,10 +411,10 @@ def exec_command(
             channel.get_pty(term=os.environ.get("TERM", "xterm"), width=columns, height=rows)
         channel.exec_command(command)
         with _raw_terminal(tty and stdin is not None):
-            pump = None
             if stdin is not None:
-                pump = threading.Thread(target=_pump_stdin, args=(stdin, channel), daemon=True)
-                pump.start()
+                from lk_core.threads import start_helper_thread
+
+                start_helper_thread(_pump_stdin, stdin, channel, name="lk-stdin")
             else:
                 channel.shutdown_write()
             out, err = _collect(channel, stream)
@@ -579,6 +579,8 @@ def forward_port(
 
     ``ready`` is called with the bound port (``local_port`` 0 picks one).
     """
+    from lk_core.threads import start_helper_thread
+
     conn = connect(container, plugins=plugins)
     transport = conn.client.get_transport()
     server = socket.create_server(("127.0.0.1", local_port))
@@ -601,7 +603,7 @@ def forward_port(
                 client.close()
                 print(f"lk: cannot reach guest port {guest_port}: {exc}", file=sys.stderr)
                 continue
-            threading.Thread(target=_splice, args=(client, channel), daemon=True).start()
+            start_helper_thread(_splice, client, channel, name="lk-forward")
     finally:
         server.close()
         conn.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import click
 
 from lk_core.cli.completion import complete_active_refs
 from lk_core.cli.options import format_options
+from lk_core.threads import HANDLED_SIGNALS, start_helper_thread
 
 if TYPE_CHECKING:
     from lk_core.manager import Manager
@@ -176,12 +176,9 @@ def _follow(manager: Manager, container: Container) -> int:
         force = interrupts[0] > 1
         message = "forcing power-off" if force else "stopping (Ctrl-C again to force)"
         click.echo(f"\nlk: {message}...", err=True)
-        threading.Thread(
-            target=manager.stop, args=(container.id,), kwargs={"force": force}, daemon=True
-        ).start()
+        start_helper_thread(manager.stop, container.id, force=force, name="lk-stop")
 
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, on_interrupt) for sig in handled}
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in HANDLED_SIGNALS}
     try:
         out = sys.stdout.buffer
         for chunk in manager.logs(container.id, follow=True):

@@ -11,6 +11,7 @@ import click
 
 from lk_core.manager import Manager
 from lk_core.model import Container, RunRequest, Status
+from lk_core.threads import HANDLED_SIGNALS, start_helper_thread
 
 
 def _remove(manager: Manager, container: Container) -> None:
@@ -45,17 +46,12 @@ def run_attached(manager: Manager, request: RunRequest) -> int:
 
     def on_ready(container: Container) -> None:
         current.append(container)
-        thread = threading.Thread(target=stream, args=(container,), daemon=True)
-        thread.start()
-        threads.append(thread)
+        threads.append(start_helper_thread(stream, container, name="lk-console"))
         if interrupts[0]:  # interrupted while starting: stop as soon as it runs
             start_stop(force=interrupts[0] > 1)
 
     def start_stop(force: bool) -> None:
-        stopper = threading.Thread(
-            target=manager.stop, args=(current[0].id,), kwargs={"force": force}, daemon=True
-        )
-        stopper.start()
+        start_helper_thread(manager.stop, current[0].id, force=force, name="lk-stop")
 
     def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
         interrupts[0] += 1
@@ -69,8 +65,7 @@ def run_attached(manager: Manager, request: RunRequest) -> int:
 
     # Ctrl-C, a closed terminal (SIGHUP) or a plain kill (SIGTERM) all stop the VM
     # gracefully instead of leaving it running without its owner.
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, on_interrupt) for sig in handled}
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in HANDLED_SIGNALS}
     try:
         final = manager.run_foreground(
             request.image, request.options, on_ready=on_ready, request=request
