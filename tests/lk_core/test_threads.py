@@ -7,6 +7,7 @@ import select
 import signal
 import threading
 import time
+from pathlib import Path
 
 from lk_core.threads import HANDLED_SIGNALS, start_helper_thread
 
@@ -59,3 +60,16 @@ def test_a_signal_aimed_at_a_helper_interrupts_the_main_threads_blocking_call():
         os.close(read_end)
         os.close(write_end)
     assert readable == [read_end]
+
+
+def test_lk_starts_every_thread_through_start_helper_thread():
+    """A plain ``threading.Thread`` may take a Ctrl-C meant for the main thread."""
+    root = Path(__file__).resolve().parents[2]
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sorted(root.glob("lk_*/src/**/*.py"))
+        if path.name != "threads.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "threading.Thread(" in line
+    ]
+    assert offenders == []

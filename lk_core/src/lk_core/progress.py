@@ -63,6 +63,8 @@ def watching_bytes(folder: Path, what: str, enabled: bool = True) -> Iterator[No
     import threading
     import time
 
+    from lk_core.threads import start_helper_thread
+
     line = ProgressLine(enabled=enabled)
     if not line.enabled:
         yield
@@ -75,8 +77,7 @@ def watching_bytes(folder: Path, what: str, enabled: bool = True) -> Iterator[No
             written = folder_bytes(folder) / 1e6
             line.show(f"{what}: {written:,.0f} MB written, {time.monotonic() - started:3.0f}s")
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
+    thread = start_helper_thread(watch, name="lk-progress")
     try:
         yield
     finally:

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from lk_core.errors import HypervisorError
+from lk_core.threads import start_helper_thread
 
 __all__ = [
     "INSTALL_HINT",
@@ -126,7 +127,5 @@ def ensure_event_loop() -> None:
         if _event_thread is not None:
             return
         libvirt.virEventRegisterDefaultImpl()
-        _event_thread = threading.Thread(
-            target=_run_event_loop, args=(libvirt,), name="libvirt-events", daemon=True
-        )
-        _event_thread.start()
+        # Signals go to the main thread, where Python runs their handlers (Ctrl-C).
+        _event_thread = start_helper_thread(_run_event_loop, libvirt, name="libvirt-events")

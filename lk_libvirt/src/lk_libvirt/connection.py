@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 
 from lk_core.errors import HypervisorError
+from lk_core.threads import start_helper_thread
 
 from lk_libvirt.binding import Connection, ensure_event_loop, error_message, libvirt_module
 from lk_libvirt.hosts import SYSTEM_SOCKETS
@@ -124,8 +125,7 @@ def open_connection(
                 return
             outcome["conn"] = conn
 
-    worker = threading.Thread(target=opener, name="libvirt-open", daemon=True)
-    worker.start()
+    worker = start_helper_thread(opener, name="libvirt-open")
     worker.join(max(deadline - time.monotonic(), 0.0))
     with lock:
         conn: Connection = outcome.get("conn")

@@ -473,12 +473,12 @@ class LibvirtHypervisor(Hypervisor):
             except Exception as error:
                 errors[entry.name] = " ".join(str(error).split()) or type(error).__name__
 
+        from lk_core.threads import start_helper_thread
+
         threads = {
-            name: threading.Thread(target=probe, args=(entry,), daemon=True, name=f"lk-ls-{name}")
+            name: start_helper_thread(probe, entry, name=f"lk-ls-{name}")
             for name, entry in hosts.items()
         }
-        for thread in threads.values():
-            thread.start()
         deadline = time.monotonic() + timeout + 0.5
         for name, thread in threads.items():
             thread.join(max(deadline - time.monotonic(), 0.0))
