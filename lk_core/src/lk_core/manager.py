@@ -66,7 +66,17 @@ class Manager:
         return records
 
     def get(self, ref: str) -> Container:
-        """The container ``ref`` names (ID, name or unique ID prefix), with live status."""
+        """The container ``ref`` names (ID, name or unique ID prefix), with live status.
+
+        The exact ID of a container that runs on this machine (in lk's store,
+        under a hypervisor that does not own its records) is taken as is:
+        engines and other hosts are not asked.
+        """
+        local = self.ops.get(ref.strip())
+        if local is not None:
+            hv = self.hypervisor_of(local)
+            if hv is None or not hv.owns_records:
+                return self._check_liveness(local)
         return self._check_liveness(resolve_ref(ref, self.records()))
 
     def list(self, all: bool = False) -> builtins.list[Container]:
