@@ -51,7 +51,11 @@ class Manager:
 
     def records(self) -> builtins.list[Container]:
         """Every container record: lk's store, then those kept by engines that own theirs."""
-        records = self.ops.all()
+        return self._with_engine_records(self.ops.all())
+
+    def _with_engine_records(self, stored: builtins.list[Container]) -> builtins.list[Container]:
+        """``stored`` followed by the records of engines that own theirs (not already there)."""
+        records = list(stored)
         self.unreachable = {}
         seen = {c.id for c in records}
         for hv in self.plugins.hypervisors().values():
@@ -72,12 +76,13 @@ class Manager:
         under a hypervisor that does not own its records) is taken as is:
         engines and other hosts are not asked.
         """
-        local = self.ops.get(ref.strip())
-        if local is not None:
-            hv = self.hypervisor_of(local)
-            if hv is None or not hv.owns_records:
-                return self._check_liveness(local)
-        return self._check_liveness(resolve_ref(ref, self.records()))
+        stored = self.ops.all()
+        for local in stored:
+            if local.id == ref.strip():
+                hv = self.hypervisor_of(local)
+                if hv is None or not hv.owns_records:
+                    return self._check_liveness(local)
+        return self._check_liveness(resolve_ref(ref, self._with_engine_records(stored)))
 
     def list(self, all: bool = False) -> builtins.list[Container]:
         """Containers with their live status; only active ones unless ``all``."""
