@@ -238,9 +238,11 @@ def test_concurrent_runs_get_distinct_ids_and_ssh_ports(run_lk, sandbox, iso_ima
     assert all(r["status"] == "stopped" for r in state(sandbox).values())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_foreground_run_streams_console_and_a_signal_stops_gracefully(sandbox, iso_image, sig):
-    """Ctrl-C, a kill or a closed terminal power the VM off instead of orphaning it."""
+def _foreground_run_interrupted(iso_image, interrupt) -> tuple[int, str, str]:
+    """Run ``iso_image`` in the foreground; once ready, call ``interrupt(proc)``.
+
+    Returns the exit status and what was printed after the ready line, and on stderr.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "lk_core", "run", "--hypervisor", "fake", str(iso_image)],
         stdout=subprocess.PIPE,
@@ -251,12 +253,21 @@ def test_foreground_run_streams_console_and_a_signal_stops_gracefully(sandbox, i
         for line in proc.stdout:
             if "lk-test: ready" in line:
                 break
-        proc.send_signal(sig)
+        interrupt(proc)
         rest, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    return proc.returncode, rest, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_foreground_run_streams_console_and_a_signal_stops_gracefully(sandbox, iso_image, sig):
+    """Ctrl-C, a kill or a closed terminal power the VM off instead of orphaning it."""
+    returncode, rest, err = _foreground_run_interrupted(
+        iso_image, lambda proc: proc.send_signal(sig)
+    )
+    assert returncode == 0, err
     assert "lk-test: shutting down" in rest
     (record,) = state(sandbox).values()
     assert record["status"] == "stopped"
@@ -270,24 +281,14 @@ def test_foreground_run_stops_on_a_signal_the_kernel_gives_to_another_thread(
     """A signal sent to the process may land on any of its threads; Python runs handlers
     only in the main thread. ``kill(TID)`` of a helper thread makes the kernel pick that
     thread, as it may on its own: the foreground run must still stop at once."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lk_core", "run", "--hypervisor", "fake", str(iso_image)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for line in proc.stdout:
-            if "lk-test: ready" in line:
-                break
+
+    def to_a_helper_thread(proc: subprocess.Popen[str]) -> None:
         helpers = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
         assert helpers, "the foreground run streams the console from a helper thread"
         os.kill(helpers[0], sig)
-        rest, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+
+    returncode, rest, err = _foreground_run_interrupted(iso_image, to_a_helper_thread)
+    assert returncode == 0, err
     assert "lk-test: shutting down" in rest
     (record,) = state(sandbox).values()
     assert record["status"] == "stopped"
